@@ -1,0 +1,108 @@
+"""`make run`: bring the whole system up on the embedded defaults and keep it up until Ctrl-C.
+
+Starts (or reuses) the embedded PostgreSQL and Redis, migrates, creates the demo superuser (its
+password is printed once, on creation), seeds demo data, then runs the web server, a Celery worker
+and Celery beat as child processes. Ctrl-C (or any child dying) stops every child it started.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+
+
+def _manage(*args: str) -> None:
+    subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], check=True, cwd=ROOT)
+
+
+def _create_demo_superuser() -> None:
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    if user_model.objects.filter(username="admin").exists():
+        print("demo superuser 'admin' already exists (its password was printed when it was created)")
+        return
+    password = secrets.token_urlsafe(12)
+    user_model.objects.create_superuser("admin", "admin@example.invalid", password)
+    print("=" * 72)
+    print(f"  demo superuser created:  username 'admin'   password '{password}'")
+    print("  (shown only this once)")
+    print("=" * 72)
+
+
+def _wait_healthy(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - our own localhost URL
+                if response.status == 200:
+                    return True
+        except Exception:  # noqa: S110 - not up yet
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def main() -> int:
+    os.environ.setdefault("ISSUER_ENV", "development")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = os.environ.get("PORT", "8000")
+
+    _manage("migrate", "--noinput")
+    _create_demo_superuser()
+    _manage("seed_demo")
+
+    children = [
+        subprocess.Popen([PYTHON, "manage.py", "runserver", "--noreload", f"{host}:{port}"], cwd=ROOT),
+        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
+                          "--concurrency=2", "--hostname=worker@%h"], cwd=ROOT),
+        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"], cwd=ROOT),
+    ]
+
+    def stop(*_args) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    base = f"http://{host}:{port}"
+    try:
+        healthy = _wait_healthy(f"{base}/healthz", timeout_s=60)
+        print()
+        print(f"  admin        {base}/admin/")
+        print(f"  API docs     {base}/api/docs/")
+        print(f"  API schema   {base}/api/schema/")
+        print(f"  health       {base}/healthz  ({'green' if healthy else 'NOT healthy yet'})")
+        print("  Ctrl-C stops everything started here; the embedded databases keep running")
+        print("  (python -m config.embedded stop stops them).")
+        print()
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("a child process exited; stopping the rest", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""/healthz: database, broker and worker liveness, for load balancers and `make run`."""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+
+def _check_database() -> dict:
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _check_broker() -> dict:
+    from config.celery import app
+
+    started = time.perf_counter()
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _check_workers() -> dict:
+    from config.celery import app
+
+    replies = app.control.ping(timeout=1.0) or []
+    return {"ok": bool(replies), "count": len(replies)}
+
+
+@require_GET
+def healthz(request):
+    checks = {}
+    for name, check in (("database", _check_database), ("broker", _check_broker), ("workers", _check_workers)):
+        try:
+            checks[name] = check()
+        except Exception as exc:  # a health probe reports every failure, it never raises
+            checks[name] = {"ok": False, "error": type(exc).__name__}
+    healthy = all(item["ok"] for item in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503)

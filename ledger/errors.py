@@ -1,0 +1,57 @@
+"""Errors the ledger raises. Each carries a stable machine-readable code."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    code = "ledger_error"
+
+
+class StreamVersionConflict(LedgerError):
+    """Another writer appended to the stream first. Reload and retry the command."""
+
+    code = "stream_version_conflict"
+
+
+class UnbalancedPostings(LedgerError):
+    code = "unbalanced_postings"
+
+
+class BalanceConstraintViolation(LedgerError):
+    code = "balance_constraint_violation"
+
+
+class PendingTransferNotOpen(LedgerError):
+    code = "pending_transfer_not_open"
+
+
+class PendingTransferExists(LedgerError):
+    code = "pending_transfer_exists"
+
+
+class UnknownEventType(LedgerError):
+    code = "unknown_event_type"
+
+
+class InvalidEventData(LedgerError):
+    code = "invalid_event_data"
+
+
+class IdempotencyKeyReused(LedgerError):
+    """The idempotency key was used before for a different command."""
+
+    code = "idempotency_key_reused"
+
+
+class LogImmutable(LedgerError):
+    code = "ledger_append_only"
+
+
+SQLSTATE_ERRORS: dict[str, type[LedgerError]] = {
+    "LG001": StreamVersionConflict,
+    "LG002": UnbalancedPostings,
+    "LG003": BalanceConstraintViolation,
+    "LG004": PendingTransferNotOpen,
+    "LG005": PendingTransferExists,
+    "LG010": LogImmutable,
+}

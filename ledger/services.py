@@ -1,0 +1,312 @@
+"""The only way anything is written to the ledger: `append`.
+
+    append(events=[NewEvent(stream="mint-42", type="mint.requested", data={...},
+                            postings=[Line("participant/7/cash", "USD", -100_00), ...])],
+           expected={"mint-42": 0}, actor="user:3", correlation_id=..., idempotency_key=...)
+
+Several events on several streams go in one call and one transaction. `expected` maps a stream to
+the version the caller last saw (0 for a new stream); a stream left out is appended to at whatever
+version it has (its row lock serialises writers). Call `append` last in a command's transaction:
+from the moment its SQL runs until commit, it holds the short global lock that keeps positions in
+commit order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import DatabaseError, connections, transaction
+
+from ledger import accounts, canonical, events, projections
+from ledger.errors import (
+    SQLSTATE_ERRORS,
+    IdempotencyKeyReused,
+    InvalidEventData,
+    PendingTransferNotOpen,
+    UnbalancedPostings,
+)
+from ledger.postings import Line, PendingOpen, PendingPost, PendingVoid, Posting
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    stream: str
+    type: str
+    data: dict | events.EventData
+    postings: Sequence[Posting] = ()
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    position: int
+    event_id: str
+    stream: str
+    version: int
+    type: str
+    schema_version: int
+    data: dict
+    metadata: dict
+    recorded_at: datetime
+    hash: bytes
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    events: list[RecordedEvent]
+    duplicate: bool = False
+
+    @property
+    def last_position(self) -> int:
+        return self.events[-1].position
+
+
+def append(
+    *,
+    events: Sequence[NewEvent],
+    actor: str,
+    expected: Mapping[str, int] | None = None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+    idempotency_key: str | None = None,
+    using: str = "default",
+) -> AppendResult:
+    if not events:
+        raise InvalidEventData("append needs at least one event")
+    expected = dict(expected or {})
+    metadata = {
+        "actor": actor,
+        "causation_id": causation_id,
+        "correlation_id": correlation_id,
+        "idempotency_key": idempotency_key,
+    }
+    prepared = [_prepare(event) for event in events]
+    unknown_streams = set(expected) - {event.stream for event in events}
+    if unknown_streams:
+        raise InvalidEventData(f"expected versions given for streams without events: {sorted(unknown_streams)}")
+
+    connection = connections[using]
+    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+        if idempotency_key is not None:
+            request_hash = _request_hash(prepared, expected)
+            previous = _claim_idempotency_key(cursor, idempotency_key, request_hash)
+            if previous is not None:
+                return AppendResult(events=_events_at(cursor, previous), duplicate=True)
+
+        pending_rows = _lock_pending(cursor, prepared)
+        batch_events, pending_ops, account_paths = [], [], {}
+        ordinals: dict[str, int] = defaultdict(int)
+        envelopes = []
+        for item in prepared:
+            event_id = str(uuid.uuid4())
+            lines = _lines(item.postings, pending_rows, event_id, pending_ops)
+            _check_balanced(item.type, lines)
+            for line in lines:
+                account_paths[line[0]] = accounts.is_non_negative(line[0])
+            ordinals[item.stream] += 1
+            body = canonical.event_body(
+                data=item.data, event_id=event_id, metadata=metadata, postings=lines,
+                schema_version=item.schema_version, stream=item.stream, event_type=item.type,
+            )
+            batch_events.append({
+                "event_id": event_id, "stream": item.stream, "ordinal": ordinals[item.stream],
+                "type": item.type, "schema_version": item.schema_version, "data": item.data,
+                "body": canonical.encode(body).decode("utf-8"), "lines": lines,
+            })
+            envelopes.append(projections.Envelope(event_id=event_id, stream=item.stream, type=item.type,
+                                                  data=item.data, metadata=metadata))
+
+        projections.dispatch(envelopes)
+        batch = {
+            "streams": [{"id": stream, "expected": expected.get(stream), "count": ordinals[stream]}
+                        for stream in sorted(ordinals)],
+            "accounts": [{"path": path, "non_negative": flag} for path, flag in sorted(account_paths.items())],
+            "pending": pending_ops,
+            "events": batch_events,
+            "metadata": metadata,
+        }
+        try:
+            cursor.execute("SELECT * FROM ledger_append(%s::jsonb)", [json.dumps(batch, separators=(",", ":"))])
+            rows = cursor.fetchall()
+        except DatabaseError as exc:
+            raise _translate(exc) from exc
+
+        recorded = [
+            RecordedEvent(position=row[0], event_id=ev["event_id"], stream=ev["stream"], version=row[1],
+                          type=ev["type"], schema_version=ev["schema_version"], data=ev["data"],
+                          metadata=metadata, recorded_at=row[3], hash=bytes(row[2]))
+            for row, ev in zip(rows, batch_events, strict=True)
+        ]
+        if idempotency_key is not None:
+            cursor.execute(
+                "UPDATE ledger_idempotency SET positions = %s::jsonb WHERE key = %s",
+                [json.dumps([event.position for event in recorded]), idempotency_key],
+            )
+    return AppendResult(events=recorded)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    stream: str
+    type: str
+    schema_version: int
+    data: dict
+    postings: Sequence[Posting]
+
+
+def _prepare(event: NewEvent) -> _Prepared:
+    if not event.stream or len(event.stream) > 200 or "\x00" in event.stream:
+        raise InvalidEventData(f"invalid stream id {event.stream!r}")
+    version, data = events.validate(event.type, event.data)
+    return _Prepared(stream=event.stream, type=event.type, schema_version=version, data=data,
+                     postings=tuple(event.postings))
+
+
+def _lock_pending(cursor, prepared: list[_Prepared]) -> dict[str, tuple]:
+    resolving = sorted({p.pending_id for item in prepared for p in item.postings
+                        if isinstance(p, PendingPost | PendingVoid)})
+    if not resolving:
+        return {}
+    cursor.execute(
+        """
+        SELECT p.pending_id, d.path, c.path, p.asset, p.amount, p.state
+        FROM ledger_pending p
+        JOIN ledger_account d ON d.id = p.debit_account_id
+        JOIN ledger_account c ON c.id = p.credit_account_id
+        WHERE p.pending_id = ANY(%s)
+        ORDER BY p.pending_id
+        FOR UPDATE OF p
+        """,
+        [resolving],
+    )
+    rows = {row[0]: row for row in cursor.fetchall()}
+    for pending_id in resolving:
+        if pending_id not in rows:
+            raise PendingTransferNotOpen(f"pending transfer {pending_id} does not exist")
+        if rows[pending_id][5] != "pending":
+            raise PendingTransferNotOpen(f"pending transfer {pending_id} is already {rows[pending_id][5]}")
+    return rows
+
+
+def _check_amount(value: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidEventData(f"{what} must be an integer of base units, got {type(value).__name__}")
+    return value
+
+
+def _lines(postings: Sequence[Posting], pending_rows: dict, event_id: str, pending_ops: list) -> list[list]:
+    lines: list[list] = []
+    resolved_here: set[str] = set()
+
+    def add(account: str, asset: str, posted: int, pending_in: int, pending_out: int, pending_id: str | None):
+        if not accounts.is_valid_path(account):
+            raise InvalidEventData(f"invalid account path {account!r}")
+        if not accounts.is_valid_asset(asset):
+            raise InvalidEventData(f"invalid asset {asset!r}")
+        lines.append(canonical.posting_line(account=account, asset=asset, posted=posted, pending_in=pending_in,
+                                            pending_out=pending_out, pending_id=pending_id))
+
+    for posting in postings:
+        if isinstance(posting, Line):
+            add(posting.account, posting.asset, _check_amount(posting.amount, "amount"), 0, 0, None)
+        elif isinstance(posting, PendingOpen):
+            amount = _check_amount(posting.amount, "pending amount")
+            if amount <= 0:
+                raise InvalidEventData("a pending transfer's amount must be positive")
+            if posting.debit == posting.credit:
+                raise InvalidEventData("a pending transfer needs two different accounts")
+            add(posting.debit, posting.asset, 0, 0, amount, posting.pending_id)
+            add(posting.credit, posting.asset, 0, amount, 0, posting.pending_id)
+            pending_ops.append({"op": "open", "id": posting.pending_id, "debit": posting.debit,
+                                "credit": posting.credit, "asset": posting.asset, "amount": str(amount),
+                                "event_id": event_id})
+        elif isinstance(posting, PendingPost | PendingVoid):
+            if posting.pending_id in resolved_here:
+                raise PendingTransferNotOpen(f"pending transfer {posting.pending_id} resolved twice in one event")
+            resolved_here.add(posting.pending_id)
+            _, debit, credit, asset, amount, _ = pending_rows[posting.pending_id]
+            amount = int(amount)
+            if isinstance(posting, PendingVoid):
+                posted, op = 0, "voided"
+            else:
+                posted = amount if posting.amount is None else _check_amount(posting.amount, "posted amount")
+                op = "posted"
+                if not 0 < posted <= amount:
+                    raise InvalidEventData(f"posted amount must be in 1..{amount} for {posting.pending_id}")
+            add(debit, asset, -posted, 0, -amount, posting.pending_id)
+            add(credit, asset, posted, -amount, 0, posting.pending_id)
+            pending_ops.append({"op": op, "id": posting.pending_id, "amount": str(posted), "event_id": event_id})
+        else:
+            raise InvalidEventData(f"unknown posting {posting!r}")
+    return lines
+
+
+def _check_balanced(event_type: str, lines: list[list]) -> None:
+    posted: dict[str, int] = defaultdict(int)
+    pending: dict[str, int] = defaultdict(int)
+    for _account, asset, amount, pending_in, pending_out, _pid in lines:
+        posted[asset] += int(amount)
+        pending[asset] += int(pending_in) - int(pending_out)
+    bad = sorted(asset for asset in set(posted) | set(pending) if posted[asset] or pending[asset])
+    if bad:
+        raise UnbalancedPostings(f"postings of {event_type} do not sum to zero for {', '.join(bad)}")
+
+
+def _request_hash(prepared: list[_Prepared], expected: Mapping[str, int]) -> bytes:
+    def posting_repr(posting: Posting) -> list:
+        return [type(posting).__name__, *[str(v) for v in vars(posting).values()]]
+
+    doc = {
+        "expected": {k: v for k, v in expected.items()},
+        "events": [[p.stream, p.type, p.data, [posting_repr(x) for x in p.postings]] for p in prepared],
+    }
+    return hashlib.sha256(canonical.encode(doc)).digest()
+
+
+def _claim_idempotency_key(cursor, key: str, request_hash: bytes) -> list[int] | None:
+    cursor.execute(
+        "INSERT INTO ledger_idempotency(key, request_hash, created_at) VALUES (%s, %s, now()) "
+        "ON CONFLICT (key) DO NOTHING RETURNING key",
+        [key, request_hash],
+    )
+    if cursor.fetchone() is not None:
+        return None
+    cursor.execute("SELECT request_hash, positions FROM ledger_idempotency WHERE key = %s", [key])
+    stored_hash, positions = cursor.fetchone()
+    if bytes(stored_hash) != request_hash:
+        raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different command")
+    return positions if isinstance(positions, list) else json.loads(positions)
+
+
+def _events_at(cursor, positions: list[int]) -> list[RecordedEvent]:
+    cursor.execute(
+        "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, data, metadata, "
+        "recorded_at, hash FROM ledger_event WHERE position = ANY(%s) ORDER BY position",
+        [positions],
+    )
+    return [row_to_event(row) for row in cursor.fetchall()]
+
+
+def row_to_event(row) -> RecordedEvent:
+    data, metadata = row[6], row[7]
+    return RecordedEvent(
+        position=row[0], event_id=str(row[1]), stream=row[2], version=row[3], type=row[4], schema_version=row[5],
+        data=data if isinstance(data, dict) else json.loads(data),
+        metadata=metadata if isinstance(metadata, dict) else json.loads(metadata),
+        recorded_at=row[8], hash=bytes(row[9]),
+    )
+
+
+def _translate(exc: DatabaseError) -> Exception:
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    error_class = SQLSTATE_ERRORS.get(sqlstate or "")
+    if error_class is None:
+        return exc
+    message = getattr(getattr(cause, "diag", None), "message_primary", None) or str(exc)
+    return error_class(message)
