@@ -10,6 +10,7 @@ either compares (--check) or installs the result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -251,6 +252,17 @@ def _envelope(event: ScannedEvent) -> projections.Envelope:
                                 metadata=event.metadata)
 
 
+@contextlib.contextmanager
+def _consistent_snapshot(using: str):
+    """One snapshot for the whole scan, so events, postings and projections agree with each other.
+    Nested in a caller's transaction, that transaction's snapshot is used as it is."""
+    already_in_transaction = connections[using].in_atomic_block
+    with transaction.atomic(using=using):
+        if not already_in_transaction:
+            connections[using].cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
 class _Rollback(Exception):  # noqa: N818 - control flow, not an error
     pass
 
@@ -258,8 +270,7 @@ class _Rollback(Exception):  # noqa: N818 - control flow, not an error
 def verify(*, using: str = "default", check_projections: bool = True) -> list[Problem]:
     problems: list[Problem] = []
     conn = connections[using].connection
-    with transaction.atomic(using=using):
-        connections[using].cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    with _consistent_snapshot(using):
         paths = _account_paths(conn)
         state = replay(using=using, report=problems.append, check_hashes=True, paths=paths)
         problems += _check_ledger_projections(conn, state, paths)
@@ -335,8 +346,7 @@ def export_jsonl(out, *, using: str = "default") -> int:
     """Write the log as JSON Lines: every field the hash covers, plus the hash, one event per line."""
     conn = connections[using].connection
     count = 0
-    with transaction.atomic(using=using):
-        connections[using].cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    with _consistent_snapshot(using):
         paths = _account_paths(conn)
         for event in _scan(conn):
             document = _document(event, paths)

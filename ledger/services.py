@@ -91,7 +91,8 @@ def append(
         raise InvalidEventData(f"expected versions given for streams without events: {sorted(unknown_streams)}")
 
     connection = connections[using]
-    with transaction.atomic(using=using, savepoint=False), connection.cursor() as cursor:
+    # A savepoint when nested, so a caller can catch a conflict and carry on with its transaction.
+    with transaction.atomic(using=using), connection.cursor() as cursor:
         if idempotency_key is not None:
             request_hash = _request_hash(prepared, expected)
             previous = _claim_idempotency_key(cursor, idempotency_key, request_hash)

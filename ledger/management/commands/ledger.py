@@ -1,6 +1,6 @@
 """manage.py ledger verify | rebuild [--check] | export [--output FILE]"""
 
-import sys
+
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -39,7 +39,7 @@ class Command(BaseCommand):
             self.stdout.write(f"ledger rebuild {verb}: {result.events} events in {result.seconds:.2f} s")
         elif action == "export":
             if options["output"] == "-":
-                count = integrity.export_jsonl(sys.stdout)
+                count = integrity.export_jsonl(self.stdout)
             else:
                 with open(options["output"], "w", encoding="utf-8") as out:
                     count = integrity.export_jsonl(out)

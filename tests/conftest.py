@@ -1,0 +1,110 @@
+"""Test harness: real PostgreSQL (embedded unless DATABASE_URL says otherwise), real Redis, and a
+real Celery worker process for tests that need one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _flush_with_triggers_off():
+    """TransactionTestCase empties every table with TRUNCATE after each test, and the ledger's
+    append-only triggers rightly refuse that. Let the test harness, and only it, flush with
+    triggers off (session_replication_role needs a superuser, which test databases have)."""
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        statements = original(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+        if not statements:
+            return statements
+        return [
+            "SET session_replication_role = replica",
+            *statements,
+            "SET session_replication_role = DEFAULT",
+            # The flush empties ledger_head too; put back the genesis row its migration created.
+            "INSERT INTO ledger_head (id, position, hash) VALUES (1, 0, '\\x" + "00" * 32 + "'::bytea) "
+            "ON CONFLICT (id) DO UPDATE SET position = 0, hash = EXCLUDED.hash",
+        ]
+
+    DatabaseOperations.sql_flush = sql_flush
+
+
+def pytest_configure(config):
+    _flush_with_triggers_off()
+
+
+@pytest.fixture
+def committed(transactional_db):
+    """A database whose transactions really commit (for concurrency, Celery and HTTP-server tests)."""
+    return transactional_db
+
+
+def database_url_for_tests() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    host = s.get("HOST") or ""
+    user = s.get("USER") or ""
+    password = s.get("PASSWORD") or ""
+    port = s.get("PORT") or ""
+    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    if host.startswith("/"):
+        return f"postgresql://{auth}/{s['NAME']}?host={host}" + (f"&port={port}" if port else "")
+    return f"postgresql://{auth}{host}{':' + str(port) if port else ''}/{s['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker):
+    """A real `celery worker` process on the test database and a queue of this test session only."""
+    from django.conf import settings
+
+    from config.celery import app
+
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    app.conf.task_default_queue = queue
+    with django_db_blocker.unblock():
+        db_url = database_url_for_tests()
+    env = {
+        **os.environ,
+        "ISSUER_ENV": "test",
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+        "CELERY_DEFAULT_QUEUE": queue,
+        "DB_CONN_MAX_AGE": "0",
+    }
+    log_path = ROOT / ".data" / f"celery-{queue}.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = open(log_path, "w")  # noqa: SIM115 - closed in teardown
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2",
+         "--pool=prefork", f"--queues={queue}", f"--hostname={queue}@%h", "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if worker.poll() is not None:
+                raise RuntimeError(f"celery worker exited early; see {log_path}")
+            replies = app.control.ping(destination=[f"{queue}@{os.uname().nodename}"], timeout=0.5)
+            if replies:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not come up; see {log_path}")
+        yield worker
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
