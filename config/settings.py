@@ -131,6 +131,10 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
+# compliance: KYC expiry must block by itself (the gate also checks dates); prune replay/idempotency state.
+CELERY_BEAT_SCHEDULE["compliance-expire-kyc"] = {"task": "compliance.expire_kyc", "schedule": 3600.0}
+CELERY_BEAT_SCHEDULE["compliance-prune-request-state"] = {"task": "compliance.prune_request_state",
+                                                         "schedule": 3600.0}
 
 # --- Security ---------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
