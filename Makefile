@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@# npm install rather than npm ci: the lockfile can only list the platform binaries the registry
+	@# serves here, and npm ci refuses a lockfile missing the optional ones for other platforms.
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
 run: install

@@ -17,15 +17,16 @@ app.autodiscover_tasks()
 def _attach_correlation_id(headers=None, **_kwargs):
     from config.logging import current_correlation_id
 
-    if headers is not None and "correlation_id" not in headers:
-        headers["correlation_id"] = current_correlation_id()
+    # Not "correlation_id": Celery already uses that message property for the task id.
+    if headers is not None and "issuer_correlation_id" not in headers:
+        headers["issuer_correlation_id"] = current_correlation_id()
 
 
 @signals.task_prerun.connect
 def _bind_correlation_id(task=None, task_id=None, **_kwargs):
     from config.logging import correlation_id_var
 
-    correlation_id = getattr(task.request, "correlation_id", None) if task is not None else None
+    correlation_id = getattr(task.request, "issuer_correlation_id", None) if task is not None else None
     correlation_id_var.set(correlation_id or task_id)
 
 

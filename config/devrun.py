@@ -72,17 +72,15 @@ def main() -> int:
         subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"], cwd=ROOT),
     ]
 
-    def stop(*_args) -> None:
-        for child in children:
-            if child.poll() is None:
-                child.terminate()
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+    stopping = []
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def request_stop(signum, _frame):
+        stopping.append(signum)
+
+    # Installed explicitly: a shell that starts us in the background ignores SIGINT, and Python then
+    # never raises KeyboardInterrupt, so Ctrl-C or `kill -INT` would leave the children running.
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     base = f"http://{host}:{port}"
     try:
         healthy = _wait_healthy(f"{base}/healthz", timeout_s=60)
@@ -92,16 +90,28 @@ def main() -> int:
         print(f"  API schema   {base}/api/schema/")
         print(f"  health       {base}/healthz  ({'green' if healthy else 'NOT healthy yet'})")
         print("  Ctrl-C stops everything started here; the embedded databases keep running")
-        print("  (python -m config.embedded stop stops them).")
+        print("  (`make stop` stops them).")
         print()
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.2)
+        if stopping:
+            print("stopping...", file=sys.stderr)
+            return 0
         print("a child process exited; stopping the rest", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 0
     finally:
-        stop()
+        _stop(children)
+
+
+def _stop(children: list[subprocess.Popen]) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.terminate()
+    for child in children:
+        try:
+            child.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"celery worker did not come up; see {log_path}")
+        worker.log_path = log_path
         yield worker
     finally:
         worker.terminate()
