@@ -1,0 +1,49 @@
+"""Demo data for `make run`: a few real securities and their token products on Ethereum and Solana,
+a simulated broker with reference prices, a custodian with an account. Idempotent."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import transaction
+
+from custody.models import (
+    Broker,
+    ChainDeployment,
+    Custodian,
+    CustodyAccount,
+    Security,
+    SimulatedPrice,
+    TokenProduct,
+)
+
+SECURITIES = [
+    # ticker, ISIN, CUSIP, MIC, name, demo reference price
+    ("AAPL", "US0378331005", "037833100", "XNAS", "Apple Inc.", Decimal("228.150000")),
+    ("MSFT", "US5949181045", "594918104", "XNAS", "Microsoft Corporation", Decimal("415.320000")),
+    ("NVDA", "US67066G1040", "67066G104", "XNAS", "NVIDIA Corporation", Decimal("135.580000")),
+    ("SPY", "US78462F1030", "78462F103", "ARCX", "SPDR S&P 500 ETF Trust", Decimal("590.120000")),
+    ("TSLA", "US88160R1014", "88160R101", "XNAS", "Tesla, Inc.", Decimal("342.030000")),
+]
+DEPLOYMENTS = [("ethereum", 18), ("solana", 9)]
+DEMO_CUSTODIAN = "demo_custodian"
+DEMO_ACCOUNT = "DEMO-SAFE-0001"
+DEMO_BROKER = "sim"
+
+
+@transaction.atomic
+def seed_demo() -> None:
+    custodian, _ = Custodian.objects.get_or_create(
+        code=DEMO_CUSTODIAN, defaults={"name": "Demo Custody Bank N.A.", "bic": "DEMOUS33XXX"})
+    CustodyAccount.objects.get_or_create(account_number=DEMO_ACCOUNT,
+                                         defaults={"custodian": custodian, "name": "Issuer safekeeping account"})
+    broker, _ = Broker.objects.get_or_create(code=DEMO_BROKER, defaults={
+        "name": "Simulated broker", "kind": Broker.Kind.SIMULATED, "settlement_days": 1, "custodian": custodian,
+        "sim_fee_bps": Decimal("1.5"), "sim_min_fee_cents": 100, "sim_latency_ms": 2000})
+    for ticker, isin, cusip, mic, name, price in SECURITIES:
+        security, _ = Security.objects.get_or_create(
+            ticker=ticker, defaults={"isin": isin, "cusip": cusip, "exchange_mic": mic, "name": name})
+        SimulatedPrice.objects.get_or_create(broker=broker, security=security, defaults={"price": price})
+        product, _ = TokenProduct.objects.get_or_create(symbol=f"{ticker}x", defaults={"security": security})
+        for chain, decimals in DEPLOYMENTS:
+            ChainDeployment.objects.get_or_create(product=product, chain=chain, defaults={"decimals": decimals})

@@ -1,0 +1,126 @@
+"""Event types the custody app appends to the ledger. Decimals travel as strings, quantities as ints."""
+
+from __future__ import annotations
+
+from ledger.events import BaseUnits, EventData, event_type
+
+
+@event_type("custody.order_placed", version=1)
+class OrderPlaced(EventData):
+    order_id: int
+    broker: str
+    ticker: str
+    side: str
+    quantity_nano: BaseUnits
+    client_order_id: str
+
+
+@event_type("custody.order_status_changed", version=1)
+class OrderStatusChanged(EventData):
+    order_id: int
+    status: str
+    broker_order_id: str
+    filled_quantity_nano: BaseUnits
+    reason: str = ""
+
+
+@event_type("custody.fill_recorded", version=1)
+class FillRecorded(EventData):
+    fill_id: int
+    order_id: int
+    broker: str
+    broker_fill_id: str
+    ticker: str
+    side: str
+    quantity_nano: BaseUnits
+    price: str
+    gross_cents: BaseUnits
+    fee_cents: BaseUnits
+    executed_at: str
+    trade_date: str
+    settlement_date: str
+
+
+@event_type("custody.fill_settled", version=1)
+class FillSettled(EventData):
+    fill_id: int
+    order_id: int
+    custodian: str
+    ticker: str
+    side: str
+    quantity_nano: BaseUnits
+    settlement_date: str
+
+
+@event_type("custody.in_kind_transfer_confirmed", version=1)
+class InKindTransferConfirmed(EventData):
+    transfer_id: int
+    direction: str  # "receive" (into custody) or "deliver" (out of custody)
+    custodian: str
+    ticker: str
+    quantity_nano: BaseUnits
+    counterparty_account: str
+    reference: str
+    custodian_confirmation: str
+
+
+@event_type("custody.statement_imported", version=1)
+class StatementImported(EventData):
+    statement_id: int
+    custodian: str
+    account_number: str
+    statement_ref: str
+    as_of: str
+    format: str
+    sha256: str
+    holdings: dict[str, BaseUnits]  # ticker -> nano-shares
+
+
+@event_type("custody.reconciliation_completed", version=1)
+class ReconciliationCompleted(EventData):
+    run_id: int
+    pairs_checked: int
+    breaks_opened: int
+    breaks_cleared: int
+    open_breaks: int
+
+
+@event_type("custody.break_opened", version=1)
+class BreakOpened(EventData):
+    break_id: int
+    custodian: str
+    ticker: str
+    statement_as_of: str
+    expected_nano: BaseUnits
+    reported_nano: BaseUnits
+    difference_nano: BaseUnits
+    blocks_minting: bool
+
+
+@event_type("custody.break_updated", version=1)
+class BreakUpdated(EventData):
+    break_id: int
+    statement_as_of: str
+    expected_nano: BaseUnits
+    reported_nano: BaseUnits
+    difference_nano: BaseUnits
+    blocks_minting: bool
+
+
+@event_type("custody.break_cleared", version=1)
+class BreakCleared(EventData):
+    break_id: int
+    statement_as_of: str
+
+
+@event_type("custody.break_resolved", version=1)
+class BreakResolved(EventData):
+    break_id: int
+    reason: str
+
+
+@event_type("custody.product_status_changed", version=1)
+class ProductStatusChanged(EventData):
+    product: str
+    status: str
+    reason: str

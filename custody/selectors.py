@@ -1,0 +1,52 @@
+"""Reads of the custody app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.db.models import Exists, OuterRef, QuerySet
+
+from custody.models import BrokerOrder, Fill, ReconciliationBreak, TokenProduct
+from custody.reserves import ReserveFigures, all_reserves
+
+
+@dataclass(frozen=True)
+class ProductWithReserves:
+    product: TokenProduct
+    reserves: ReserveFigures
+    minting_paused: bool
+    minting_paused_by_break: bool
+
+
+def products_annotated() -> QuerySet[TokenProduct]:
+    blocking = ReconciliationBreak.objects.filter(security_id=OuterRef("security_id"),
+                                                  status=ReconciliationBreak.Status.OPEN, blocks_minting=True)
+    return (TokenProduct.objects.select_related("security").prefetch_related("deployments")
+            .annotate(has_blocking_break=Exists(blocking)))
+
+
+def products_with_reserves(*, symbols: list[str] | None = None) -> list[ProductWithReserves]:
+    """Every product (or those named) with its live reserve figures, for market makers and the admin."""
+    products = products_annotated().order_by("symbol")
+    if symbols is not None:
+        products = products.filter(symbol__in=symbols)
+    products = list(products)
+    reserves = all_reserves(products)
+    return [ProductWithReserves(product=p, reserves=reserves[p.id],
+                                minting_paused=p.status == TokenProduct.Status.PAUSED or p.has_blocking_break,
+                                minting_paused_by_break=p.has_blocking_break)
+            for p in products]
+
+
+def open_breaks() -> QuerySet[ReconciliationBreak]:
+    return (ReconciliationBreak.objects.filter(status=ReconciliationBreak.Status.OPEN)
+            .select_related("custodian", "security").order_by("detected_at"))
+
+
+def fills_due(*, today: date) -> QuerySet[Fill]:
+    return Fill.objects.filter(status=Fill.Status.PENDING, settlement_date__lte=today)
+
+
+def orders_open() -> QuerySet[BrokerOrder]:
+    return BrokerOrder.objects.exclude(status__in=BrokerOrder.TERMINAL).select_related("broker", "security")
