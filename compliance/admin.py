@@ -1,0 +1,390 @@
+"""Admin for compliance. Decisions are admin actions that ask for a reason and call services; records
+of decisions are never edited or deleted here. Auditors see everything read-only (view permissions)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.utils.html import format_html_join
+
+from compliance import services
+from compliance.models import (
+    AmlRisk,
+    ApiKey,
+    CaseStatus,
+    ComplianceAlert,
+    ComplianceCase,
+    MarketMakerUser,
+    NotionalUsage,
+    Participant,
+    SanctionsEntry,
+    SanctionsList,
+    ScreeningResult,
+    Wallet,
+)
+from compliance.validation import validate_address, validate_jurisdiction, validate_lei
+from config.api import DomainError
+from ledger.selectors import read_stream
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=True)
+
+
+class KycApproveForm(ReasonForm):
+    expires_on = forms.DateField(help_text="YYYY-MM-DD")
+    review_on = forms.DateField(required=False, help_text="next periodic review, YYYY-MM-DD")
+
+
+class AmlRiskForm(ReasonForm):
+    risk = forms.ChoiceField(choices=AmlRisk.choices)
+
+
+class LimitsForm(ReasonForm):
+    min_request_cents = forms.IntegerField(min_value=0)
+    max_request_cents = forms.IntegerField(min_value=0)
+    daily_limit_cents = forms.IntegerField(min_value=0)
+
+
+def _reason_action(modeladmin, request, queryset, *, title: str, form_class, perform):
+    """Show a form asking for the reason (and other inputs), then apply `perform` to each object."""
+    if "apply" in request.POST:
+        form = form_class(request.POST)
+        if form.is_valid():
+            done = 0
+            for obj in queryset:
+                try:
+                    perform(obj, request.user, form.cleaned_data)
+                    done += 1
+                except DomainError as exc:
+                    modeladmin.message_user(request, f"{obj}: {exc.message} ({exc.code})", messages.ERROR)
+            if done:
+                modeladmin.message_user(request, f"{title}: {done} done", messages.SUCCESS)
+            return None
+    else:
+        form = form_class()
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": title, "form": form, "queryset": queryset, "opts": modeladmin.model._meta,
+        "action": request.POST.get("action"), "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+    }
+    return TemplateResponse(request, "admin/compliance/reason_form.html", context)
+
+
+def _history(stream: str):
+    events = read_stream(stream=stream)
+    if not events:
+        return "—"
+    return format_html_join(
+        "\n", "<div>#{} {} <b>{}</b> by {}: <code>{}</code></div>",
+        ((e.position, e.recorded_at.strftime("%Y-%m-%d %H:%M:%S"), e.type, e.metadata.get("actor"), e.data)
+         for e in events),
+    )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ScreeningInline(admin.TabularInline):
+    model = ScreeningResult
+    fk_name = "participant"
+    fields = ["screened_at", "subject_type", "screened_value", "hit", "best_score", "threshold", "trigger"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class CaseInline(admin.TabularInline):
+    model = ComplianceCase
+    fields = ["status", "summary", "opened_at", "decided_by", "decided_at", "decision_reason"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ParticipantAddForm(forms.ModelForm):
+    class Meta:
+        model = Participant
+        fields = ["legal_name", "lei", "jurisdiction", "contact_name", "contact_email", "contact_phone", "aml_risk"]
+
+    def clean_lei(self):
+        return _validated(validate_lei, self.cleaned_data["lei"])
+
+    def clean_jurisdiction(self):
+        return _validated(validate_jurisdiction, self.cleaned_data["jurisdiction"])
+
+
+class WalletAddForm(forms.ModelForm):
+    class Meta:
+        model = Wallet
+        fields = ["participant", "chain", "address", "label"]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("chain") and data.get("address"):
+            data["address"] = _validated(lambda a: validate_address(chain=data["chain"], address=a), data["address"])
+        return data
+
+
+def _validated(fn, value):
+    try:
+        return fn(value)
+    except DomainError as exc:
+        raise forms.ValidationError(exc.message, code=exc.code) from None
+
+
+@admin.register(Participant)
+class ParticipantAdmin(admin.ModelAdmin):
+    list_display = ["id", "legal_name", "lei", "jurisdiction", "kyc_status", "kyc_expires_on", "aml_risk",
+                    "sanctions_hold"]
+    list_filter = ["kyc_status", "aml_risk", "sanctions_hold", "jurisdiction"]
+    search_fields = ["legal_name", "lei"]
+    inlines = [CaseInline, ScreeningInline]
+    add_fields = ["legal_name", "lei", "jurisdiction", "contact_name", "contact_email", "contact_phone", "aml_risk"]
+    actions = ["approve_kyc", "reject_kyc", "suspend_kyc", "resubmit_kyc", "set_aml_risk", "set_limits",
+               "screen_now"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ParticipantAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.add_fields
+        return [f.name for f in Participant._meta.fields if f.name != "id"] + ["history"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="History (ledger)")
+    def history(self, obj):
+        return _history(f"participant-{obj.id}")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        created = services.participant_create(created_by=request.user, **{f: form.cleaned_data[f]
+                                                                           for f in self.add_fields})
+        obj.pk = created.pk
+
+    def has_decide_kyc_permission(self, request) -> bool:
+        return request.user.has_perm("compliance.decide_kyc")
+
+    @admin.action(description="Approve / renew KYC", permissions=["decide_kyc"])
+    def approve_kyc(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Approve KYC", form_class=KycApproveForm,
+                              perform=lambda p, u, d: services.participant_kyc_approve(
+                                  participant=p, approved_by=u, expires_on=d["expires_on"],
+                                  review_on=d["review_on"], reason=d["reason"]))
+
+    @admin.action(description="Reject KYC", permissions=["decide_kyc"])
+    def reject_kyc(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Reject KYC", form_class=ReasonForm,
+                              perform=lambda p, u, d: services.participant_kyc_reject(
+                                  participant=p, decided_by=u, reason=d["reason"]))
+
+    @admin.action(description="Suspend KYC", permissions=["decide_kyc"])
+    def suspend_kyc(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Suspend KYC", form_class=ReasonForm,
+                              perform=lambda p, u, d: services.participant_kyc_suspend(
+                                  participant=p, decided_by=u, reason=d["reason"]))
+
+    @admin.action(description="Resubmit for KYC review", permissions=["change"])
+    def resubmit_kyc(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Resubmit for KYC review", form_class=ReasonForm,
+                              perform=lambda p, u, d: services.participant_kyc_resubmit(
+                                  participant=p, submitted_by=u, reason=d["reason"]))
+
+    @admin.action(description="Set AML risk rating", permissions=["decide_kyc"])
+    def set_aml_risk(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Set AML risk", form_class=AmlRiskForm,
+                              perform=lambda p, u, d: services.participant_aml_risk_set(
+                                  participant=p, risk=d["risk"], decided_by=u, reason=d["reason"]))
+
+    @admin.action(description="Set limits", permissions=["decide_kyc"])
+    def set_limits(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Set limits", form_class=LimitsForm,
+                              perform=lambda p, u, d: services.participant_limits_set(
+                                  participant=p, decided_by=u, reason=d["reason"],
+                                  min_request_cents=d["min_request_cents"], max_request_cents=d["max_request_cents"],
+                                  daily_limit_cents=d["daily_limit_cents"]))
+
+    @admin.action(description="Screen against the current sanctions list now", permissions=["change"])
+    def screen_now(self, request, queryset):
+        for participant in queryset:
+            services.participant_screen(participant=participant, trigger=f"manual:user:{request.user.id}")
+        self.message_user(request, "screened", messages.SUCCESS)
+
+
+@admin.register(Wallet)
+class WalletAdmin(admin.ModelAdmin):
+    list_display = ["id", "participant", "chain", "address", "status", "frozen", "sanctions_hold"]
+    list_filter = ["chain", "status", "frozen", "sanctions_hold"]
+    search_fields = ["address", "participant__legal_name"]
+    add_fields = ["participant", "chain", "address", "label"]
+    actions = ["freeze", "unfreeze"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = WalletAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return self.add_fields
+        return ["participant", "chain", "address", "label", "status", "verified_at", "frozen", "frozen_reason",
+                "sanctions_hold", "created_at", "history"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.get_fields(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="History (ledger)")
+    def history(self, obj):
+        return _history(f"wallet-{obj.id}")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        d = form.cleaned_data
+        created = services.wallet_register(participant=d["participant"], chain=d["chain"], address=d["address"],
+                                           label=d.get("label", ""), actor=f"user:{request.user.id}")
+        obj.pk = created.pk
+
+    def has_freeze_wallet_permission(self, request) -> bool:
+        return request.user.has_perm("compliance.freeze_wallet")
+
+    @admin.action(description="Freeze", permissions=["freeze_wallet"])
+    def freeze(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Freeze wallets", form_class=ReasonForm,
+                              perform=lambda w, u, d: services.wallet_freeze(wallet=w, decided_by=u,
+                                                                             reason=d["reason"]))
+
+    @admin.action(description="Unfreeze", permissions=["freeze_wallet"])
+    def unfreeze(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Unfreeze wallets", form_class=ReasonForm,
+                              perform=lambda w, u, d: services.wallet_unfreeze(wallet=w, decided_by=u,
+                                                                               reason=d["reason"]))
+
+
+@admin.register(ComplianceCase)
+class ComplianceCaseAdmin(ReadOnlyAdmin):
+    list_display = ["id", "participant", "wallet", "status", "opened_at", "decided_by", "decided_at"]
+    list_filter = ["status"]
+    fields = ["participant", "wallet", "status", "summary", "screening", "matches", "opened_at", "decided_by",
+              "decided_at", "decision_reason", "history"]
+    readonly_fields = fields
+    actions = ["clear", "confirm"]
+
+    @admin.display(description="Screening matches")
+    def matches(self, obj):
+        return format_html_join("\n", "<div>SDN uid {}: {} (score {})</div>",
+                                ((m["uid"], m["name"], m["score"]) for m in obj.screening.matches))
+
+    @admin.display(description="History (ledger)")
+    def history(self, obj):
+        return _history(f"case-{obj.id}")
+
+    def has_decide_case_permission(self, request) -> bool:
+        return request.user.has_perm("compliance.decide_case")
+
+    @admin.action(description="Clear (false positive; lift the hold)", permissions=["decide_case"])
+    def clear(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Clear cases", form_class=ReasonForm,
+                              perform=lambda c, u, d: services.case_decide(case=c, decided_by=u,
+                                                                           decision=CaseStatus.CLEARED,
+                                                                           reason=d["reason"]))
+
+    @admin.action(description="Confirm (true match; keep blocked)", permissions=["decide_case"])
+    def confirm(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Confirm cases", form_class=ReasonForm,
+                              perform=lambda c, u, d: services.case_decide(case=c, decided_by=u,
+                                                                           decision=CaseStatus.CONFIRMED,
+                                                                           reason=d["reason"]))
+
+
+@admin.register(ScreeningResult)
+class ScreeningResultAdmin(ReadOnlyAdmin):
+    list_display = ["id", "screened_at", "subject_type", "participant", "wallet", "screened_value", "hit",
+                    "best_score", "trigger"]
+    list_filter = ["hit", "subject_type"]
+    search_fields = ["screened_value", "participant__legal_name"]
+
+
+@admin.register(SanctionsList)
+class SanctionsListAdmin(ReadOnlyAdmin):
+    list_display = ["id", "publish_date", "entry_count", "record_count", "is_current", "imported_at", "source"]
+
+
+@admin.register(SanctionsEntry)
+class SanctionsEntryAdmin(ReadOnlyAdmin):
+    list_display = ["uid", "name", "sdn_type", "sanctions_list"]
+    search_fields = ["name", "names__name", "addresses__address"]
+    list_filter = ["sdn_type"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(ReadOnlyAdmin):
+    list_display = ["key_id", "user", "participant", "scope", "signature_alg", "created_at", "last_used_at",
+                    "revoked_at"]
+    list_filter = ["scope", "signature_alg"]
+    exclude = ["secret_hash", "hmac_key_encrypted", "ed25519_public_key"]
+    actions = ["revoke"]
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("compliance.change_apikey")
+
+    @admin.action(description="Revoke", permissions=["revoke"])
+    def revoke(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Revoke API keys", form_class=ReasonForm,
+                              perform=lambda k, u, d: services.api_key_revoke(api_key=k, revoked_by=u,
+                                                                              reason=d["reason"]))
+
+
+@admin.register(ComplianceAlert)
+class ComplianceAlertAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_at", "kind", "participant", "message", "acknowledged_by", "acknowledged_at"]
+    list_filter = ["kind"]
+    actions = ["acknowledge"]
+
+    def has_acknowledge_permission(self, request) -> bool:
+        return request.user.has_perm("compliance.change_compliancealert")
+
+    @admin.action(description="Acknowledge", permissions=["acknowledge"])
+    def acknowledge(self, request, queryset):
+        for alert in queryset:
+            services.alert_acknowledge(alert=alert, user=request.user)
+
+
+@admin.register(MarketMakerUser)
+class MarketMakerUserAdmin(ReadOnlyAdmin):
+    list_display = ["user", "participant"]
+
+
+@admin.register(NotionalUsage)
+class NotionalUsageAdmin(ReadOnlyAdmin):
+    list_display = ["reference", "participant", "usage_date", "notional_cents", "released_at"]
+    list_filter = ["usage_date"]

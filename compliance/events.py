@@ -1,0 +1,134 @@
+"""Ledger event types of compliance decisions. Every one names its actor (ledger metadata) and, where a
+person decided, the reason they gave."""
+
+from __future__ import annotations
+
+from ledger.events import EventData, event_type
+
+
+@event_type("compliance.participant_created", version=1)
+class ParticipantCreated(EventData):
+    participant_id: int
+    legal_name: str
+    lei: str
+    jurisdiction: str
+
+
+@event_type("compliance.participant_updated", version=1)
+class ParticipantUpdated(EventData):
+    participant_id: int
+    changes: dict[str, str | None]
+    reason: str
+
+
+@event_type("compliance.kyc_status_changed", version=1)
+class KycStatusChanged(EventData):
+    participant_id: int
+    from_status: str
+    to_status: str
+    expires_on: str | None
+    review_on: str | None
+    reason: str
+
+
+@event_type("compliance.aml_risk_changed", version=1)
+class AmlRiskChanged(EventData):
+    participant_id: int
+    from_risk: str
+    to_risk: str
+    reason: str
+
+
+@event_type("compliance.limits_changed", version=1)
+class LimitsChanged(EventData):
+    participant_id: int
+    min_request_cents: int
+    max_request_cents: int
+    daily_limit_cents: int
+    reason: str
+
+
+@event_type("compliance.sanctions_hold_changed", version=1)
+class SanctionsHoldChanged(EventData):
+    participant_id: int
+    wallet_id: int | None
+    hold: bool
+    case_id: int | None
+    reason: str
+
+
+@event_type("compliance.wallet_registered", version=1)
+class WalletRegistered(EventData):
+    wallet_id: int
+    participant_id: int
+    chain: str
+    address: str
+
+
+@event_type("compliance.wallet_verified", version=1)
+class WalletVerified(EventData):
+    wallet_id: int
+    participant_id: int
+    challenge_nonce: str
+
+
+@event_type("compliance.wallet_frozen", version=1)
+class WalletFrozen(EventData):
+    wallet_id: int
+    participant_id: int
+    reason: str
+
+
+@event_type("compliance.wallet_unfrozen", version=1)
+class WalletUnfrozen(EventData):
+    wallet_id: int
+    participant_id: int
+    reason: str
+
+
+@event_type("compliance.sanctions_list_imported", version=1)
+class SanctionsListImported(EventData):
+    list_id: int
+    source: str
+    sha256: str
+    publish_date: str | None
+    entry_count: int
+    address_count: int
+
+
+@event_type("compliance.screening_hit", version=1)
+class ScreeningHit(EventData):
+    case_id: int
+    screening_id: int
+    participant_id: int
+    wallet_id: int | None
+    subject_type: str
+    screened_value: str
+    best_score: str
+    matched_uids: list[int]
+
+
+@event_type("compliance.case_decided", version=1)
+class CaseDecided(EventData):
+    case_id: int
+    participant_id: int
+    wallet_id: int | None
+    decision: str
+    reason: str
+
+
+@event_type("compliance.api_key_created", version=1)
+class ApiKeyCreated(EventData):
+    api_key_id: int
+    key_id: str
+    user_id: int
+    participant_id: int | None
+    scope: str
+    signature_alg: str
+
+
+@event_type("compliance.api_key_revoked", version=1)
+class ApiKeyRevoked(EventData):
+    api_key_id: int
+    key_id: str
+    reason: str

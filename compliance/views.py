@@ -1,0 +1,109 @@
+"""Market-maker endpoints (own profile, wallets) and staff read-only endpoints. Thin: services decide."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from compliance import selectors, services
+from compliance.api_auth import MarketMakerAuthentication
+from compliance.idempotency import idempotent
+from compliance.models import ComplianceCase, Participant
+from compliance.permissions import HasTradeScope, IsMarketMaker, IsStaffReader
+from compliance.serializers import (
+    CaseSerializer,
+    ParticipantSerializer,
+    WalletChallengeSerializer,
+    WalletCreateSerializer,
+    WalletSerializer,
+    WalletVerifySerializer,
+)
+
+IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
+                                      description="unique per logical request; replays return the first response")
+
+
+class MarketMakerView(APIView):
+    authentication_classes = [MarketMakerAuthentication]
+    permission_classes = [IsMarketMaker, HasTradeScope]
+
+    def participant(self) -> Participant:
+        return self.request.auth.participant
+
+    def actor(self) -> str:
+        return f"participant:{self.request.auth.participant_id}"
+
+    def wallet(self, wallet_id: int):
+        wallet = selectors.wallet_of(participant=self.participant(), wallet_id=wallet_id)
+        if wallet is None:
+            raise Http404  # another participant's wallet is indistinguishable from a missing one
+        return wallet
+
+
+class ParticipantView(MarketMakerView):
+    @extend_schema(responses=ParticipantSerializer, summary="The calling market maker's own profile")
+    def get(self, request):
+        return Response(ParticipantSerializer(self.participant()).data)
+
+
+class WalletListView(MarketMakerView):
+    @extend_schema(responses=WalletSerializer(many=True), summary="List own wallets")
+    def get(self, request):
+        return Response(WalletSerializer(selectors.wallets_of(participant=self.participant()), many=True).data)
+
+    @extend_schema(request=WalletCreateSerializer, responses={201: WalletSerializer},
+                   parameters=[IDEMPOTENCY_HEADER], summary="Register a wallet (screened; must then prove control)")
+    @idempotent
+    def post(self, request):
+        data = WalletCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        wallet = services.wallet_register(participant=self.participant(), actor=self.actor(), **data.validated_data)
+        return Response(WalletSerializer(wallet).data, status=status.HTTP_201_CREATED)
+
+
+class WalletDetailView(MarketMakerView):
+    @extend_schema(responses=WalletSerializer, summary="One own wallet")
+    def get(self, request, wallet_id: int):
+        return Response(WalletSerializer(self.wallet(wallet_id)).data)
+
+
+class WalletChallengeView(MarketMakerView):
+    @extend_schema(request=None, responses={201: WalletChallengeSerializer}, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Issue a message to sign with the wallet's key (valid 10 minutes)")
+    @idempotent
+    def post(self, request, wallet_id: int):
+        challenge = services.wallet_challenge_issue(wallet=self.wallet(wallet_id))
+        return Response(WalletChallengeSerializer(challenge).data, status=status.HTTP_201_CREATED)
+
+
+class WalletVerifyView(MarketMakerView):
+    @extend_schema(request=WalletVerifySerializer, responses=WalletSerializer, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Prove control of the wallet by signing the latest challenge")
+    @idempotent
+    def post(self, request, wallet_id: int):
+        data = WalletVerifySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        wallet = services.wallet_verify(wallet=self.wallet(wallet_id), signature=data.validated_data["signature"],
+                                        actor=self.actor())
+        return Response(WalletSerializer(wallet).data)
+
+
+class StaffView(APIView):
+    authentication_classes = [SessionAuthentication, MarketMakerAuthentication]
+    permission_classes = [IsStaffReader]
+
+
+class StaffParticipantListView(StaffView):
+    @extend_schema(responses=ParticipantSerializer(many=True), summary="All participants (issuer staff, auditors)")
+    def get(self, request):
+        return Response(ParticipantSerializer(Participant.objects.order_by("id"), many=True).data)
+
+
+class StaffCaseListView(StaffView):
+    @extend_schema(responses=CaseSerializer(many=True), summary="Compliance cases (issuer staff, auditors)")
+    def get(self, request):
+        return Response(CaseSerializer(ComplianceCase.objects.order_by("-id"), many=True).data)
