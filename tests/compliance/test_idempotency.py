@@ -1,0 +1,151 @@
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+import requests
+from django.utils import timezone
+
+from compliance.models import Chain, IdempotencyRecord, Wallet
+from ledger.models import Event
+from tests.compliance import factories as f
+
+PATH = "/api/v1/wallets"
+
+
+def wallet_body():
+    key = f.new_wallet_key(Chain.SOLANA)
+    return json.dumps({"chain": "solana", "address": f.wallet_address(Chain.SOLANA, key)}).encode()
+
+
+def send(client, mm, body, key, path=PATH):
+    headers = f.sign_request(mm.credentials, "POST", path, body, idempotency_key=key)
+    return client.post(path, data=body, content_type="application/json", headers=headers)
+
+
+@pytest.mark.django_db
+def test_same_key_and_body_replays_the_original_response(client):
+    mm = f.make_market_maker(chains=())
+    body = wallet_body()
+    first = send(client, mm, body, "key-1")
+    second = send(client, mm, body, "key-1")
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second["Idempotent-Replayed"] == "true"
+    assert Wallet.objects.filter(participant=mm.participant).count() == 1
+
+
+@pytest.mark.django_db
+def test_same_key_with_a_different_body_is_a_conflict(client):
+    mm = f.make_market_maker(chains=())
+    assert send(client, mm, wallet_body(), "key-2").status_code == 201
+    response = send(client, mm, wallet_body(), "key-2")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert Wallet.objects.filter(participant=mm.participant).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_refusal_is_remembered_too(client):
+    mm = f.make_market_maker(chains=())
+    bad = json.dumps({"chain": "ethereum", "address": "0x" + "ab" * 20}).encode()
+    first = send(client, mm, bad, "key-3")
+    again = send(client, mm, bad, "key-3")
+    assert first.status_code == again.status_code == 400
+    assert first.json() == again.json()
+    assert again["Idempotent-Replayed"] == "true"
+
+
+@pytest.mark.django_db
+def test_keys_are_scoped_per_participant(client):
+    a = f.make_market_maker(chains=())
+    b = f.make_market_maker(chains=())
+    assert send(client, a, wallet_body(), "shared-key").status_code == 201
+    other = send(client, b, wallet_body(), "shared-key")
+    assert other.status_code == 201
+    assert "Idempotent-Replayed" not in other
+    assert Wallet.objects.filter(participant=b.participant).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_post_without_a_key_is_refused_and_changes_nothing(client):
+    mm = f.make_market_maker(chains=())
+    body = wallet_body()
+    headers = f.sign_request(mm.credentials, "POST", PATH, body)
+    del headers["Idempotency-Key"]
+    response = client.post(PATH, data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "idempotency_key_required"
+    assert not Wallet.objects.filter(participant=mm.participant).exists()
+
+
+@pytest.mark.django_db
+def test_in_flight_duplicate_is_a_conflict_and_a_dead_claim_is_taken_over(client):
+    mm = f.make_market_maker(chains=())
+    body = wallet_body()
+    scope = f"participant:{mm.participant.id}"
+    # A first attempt claimed the key and is (as far as anyone can tell) still running.
+    first = send(client, mm, body, "key-4")
+    record = IdempotencyRecord.objects.get(scope=scope, key="key-4")
+    IdempotencyRecord.objects.filter(pk=record.pk).update(state="in_flight", response_status=None,
+                                                          response_body=None, locked_at=timezone.now())
+    Wallet.objects.filter(participant=mm.participant).update(address="x")  # keep the unique address free
+    response = send(client, mm, body, "key-4")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_request_in_flight"
+    # Its process died: after the stale window a retry takes the claim over and completes.
+    IdempotencyRecord.objects.filter(pk=record.pk).update(locked_at=timezone.now() - timedelta(minutes=10))
+    retried = send(client, mm, body, "key-4")
+    assert retried.status_code == 201, retried.content
+    assert first.json()["address"] == retried.json()["address"]
+
+
+@pytest.mark.django_db
+def test_old_records_are_pruned_after_retention():
+    from compliance import idempotency
+
+    mm = f.make_market_maker(chains=())
+    IdempotencyRecord.objects.create(scope=f"participant:{mm.participant.id}", key="old", method="POST", path="/",
+                                     request_hash="0" * 64, state="completed", lock_token="t",
+                                     locked_at=timezone.now())
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(days=6))
+    assert idempotency.prune() == 0  # kept at least 7 days
+    IdempotencyRecord.objects.filter(key="old").update(created_at=timezone.now() - timedelta(days=8))
+    assert idempotency.prune() == 1
+
+
+def test_fifty_concurrent_identical_posts_make_exactly_one_effect(committed, live_server):
+    mm = f.make_market_maker(chains=())
+    body = wallet_body()
+    url = live_server.url + PATH
+    host = live_server.url.split("://", 1)[1]
+    # Each client signs its own request (fresh nonce), as fifty retries of one logical request would.
+    prepared = [f.sign_request(mm.credentials, "POST", PATH, body, host=host, idempotency_key="burst-1")
+                for _ in range(50)]
+    barrier = threading.Barrier(50)
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+
+    def worker(headers):
+        barrier.wait()
+        response = requests.post(url, data=body, headers={**headers, "Content-Type": "application/json"},
+                                 timeout=60)
+        with lock:
+            results.append((response.status_code, response.json()))
+
+    threads = [threading.Thread(target=worker, args=(h,)) for h in prepared]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert len(results) == 50
+    assert Wallet.objects.filter(participant=mm.participant).count() == 1
+    wallet = Wallet.objects.get(participant=mm.participant)
+    assert Event.objects.filter(stream_id=f"wallet-{wallet.id}", event_type="compliance.wallet_registered").count() == 1
+    statuses = sorted({status for status, _ in results})
+    assert set(statuses) <= {201, 409}
+    created = [body for status, body in results if status == 201]
+    assert created and all(b["id"] == wallet.id for b in created)
+    conflicts = [body for status, body in results if status == 409]
+    assert all(b["error"]["code"] == "idempotency_request_in_flight" for b in conflicts)
