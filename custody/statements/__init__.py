@@ -6,14 +6,17 @@ accounts, idempotency and recording happen in custody.services.statement_import.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from config.api import DomainError
 
 MAX_STATEMENT_BYTES = 20 * 1024 * 1024
 NANO = Decimal(10**9)
+# Digits, optionally a point and more digits: no exponents, signs, NaN or infinities.
+_PLAIN_DECIMAL = re.compile(r"^(\d{1,20})(?:\.(\d+))?$")
 
 
 class StatementError(DomainError):
@@ -39,17 +42,14 @@ class ParsedStatement:
 def shares_to_nano(text: str, *, where: str) -> int:
     """An exact decimal number of shares -> nano-shares; anything finer than 1e-9 is refused, not rounded."""
     text = (text or "").strip()
-    try:
-        quantity = Decimal(text)
-    except InvalidOperation:
-        raise StatementError(f"{where}: quantity {text!r} is not a number") from None
-    if not quantity.is_finite():
-        raise StatementError(f"{where}: quantity {text!r} is not a number")
-    nano = quantity * NANO
-    if nano != nano.to_integral_value():
-        raise StatementError(f"{where}: quantity {text} has more than 9 decimal places")
-    if nano < 0:
+    if text.startswith("-") and _PLAIN_DECIMAL.match(text[1:]):
         raise StatementError(f"{where}: negative quantity {text}")
+    match = _PLAIN_DECIMAL.match(text)
+    if not match:
+        raise StatementError(f"{where}: quantity {text[:40]!r} is not a plain decimal number of shares")
+    if len(match.group(2) or "") > 9:
+        raise StatementError(f"{where}: quantity {text} has more than 9 decimal places")
+    nano = Decimal(text) * NANO
     if nano >= 2**63:
         raise StatementError(f"{where}: quantity {text} is too large")
     return int(nano)
