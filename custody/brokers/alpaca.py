@@ -55,8 +55,9 @@ def nano_to_request_qty(quantity_nano: int) -> float:
 
 
 class AlpacaBroker:
-    def __init__(self, client: TradingClient):
+    def __init__(self, client: TradingClient, *, page_size: int = _PAGE_SIZE):
         self.client = client
+        self.page_size = page_size
 
     @classmethod
     def from_broker(cls, broker) -> AlpacaBroker:
@@ -110,7 +111,7 @@ class AlpacaBroker:
         fills: list[FillReport] = []
         page_token = None
         for _ in range(_MAX_PAGES):
-            params = {"after": after.isoformat(), "direction": "asc", "page_size": _PAGE_SIZE}
+            params = {"after": after.isoformat(), "direction": "asc", "page_size": self.page_size}
             if page_token:
                 params["page_token"] = page_token
             try:
@@ -128,7 +129,7 @@ class AlpacaBroker:
                     price=Decimal(str(activity["price"])),
                     executed_at=datetime.fromisoformat(activity["transaction_time"].replace("Z", "+00:00")),
                 ))
-            if sum(f.quantity_nano for f in fills) >= filled_nano or len(page) < _PAGE_SIZE:
+            if sum(f.quantity_nano for f in fills) >= filled_nano or len(page) < self.page_size:
                 break
             page_token = page[-1]["id"]
         return fills
