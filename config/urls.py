@@ -7,6 +7,7 @@ from config.health import healthz
 api_v1 = [
     path("", include("ledger.urls")),
     path("", include("compliance.urls")),
+    path("", include("mint_redeem.urls")),
 ]
 
 urlpatterns = [
