@@ -138,6 +138,10 @@ CELERY_BEAT_SCHEDULE["compliance-prune-request-state"] = {"task": "compliance.pr
 # mint_redeem: orders at the open, fills, settlement and minting advance without anyone clicking.
 CELERY_BEAT_SCHEDULE["mint-redeem-advance-due"] = {"task": "mint_redeem.advance_due", "schedule": 15.0}
 CELERY_BEAT_SCHEDULE["mint-redeem-retry-webhooks"] = {"task": "mint_redeem.retry_webhooks", "schedule": 60.0}
+# custody: fills of open orders, settlement of due fills, reconciliation against custodian statements.
+CELERY_BEAT_SCHEDULE["custody-sync-open-orders"] = {"task": "custody.sync_open_orders", "schedule": 30.0}
+CELERY_BEAT_SCHEDULE["custody-settle-due-fills"] = {"task": "custody.settle_due_fills", "schedule": 300.0}
+CELERY_BEAT_SCHEDULE["custody-reconcile"] = {"task": "custody.reconcile", "schedule": 3600.0}
 
 # --- Security ---------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
