@@ -4,3 +4,12 @@ from django.apps import AppConfig
 class MintRedeemConfig(AppConfig):
     name = "mint_redeem"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from ledger.accounts import register_account_policy
+        from mint_redeem import events  # noqa: F401 - registers the event types
+
+        # What the issuer holds for a participant is a liability (negative); it can never turn into
+        # a claim on the participant by accident.
+        register_account_policy("participant/", non_negative=False)
+        register_account_policy("tokens/", non_negative=True)

@@ -1,1 +1,200 @@
+"""Mint and redemption requests, the chain-operation outbox and webhooks.
 
+A request row is the read model of its ledger stream (`mint-<id>`, `redemption-<id>`): services
+change both in one transaction, and `version` is the stream version the row reflects, used as the
+expected version of the next append (optimistic concurrency on top of the row lock).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from compliance.models import Participant, Wallet
+from custody.models import Broker, Custodian, TokenProduct
+
+
+class ProductTerms(models.Model):
+    """How the issuer runs the primary market of one product (set by operations)."""
+
+    product = models.OneToOneField(TokenProduct, on_delete=models.PROTECT, related_name="terms")
+    broker = models.ForeignKey(Broker, on_delete=models.PROTECT, related_name="+",
+                               help_text="broker that buys and sells the shares of cash mints and redemptions")
+    custodian = models.ForeignKey(Custodian, on_delete=models.PROTECT, related_name="+",
+                                  help_text="custodian of in-kind deliveries")
+    reference_price = models.DecimalField(max_digits=20, decimal_places=6,
+                                          help_text="USD per share used to quote cash due and notional")
+    cash_buffer_bps = models.PositiveIntegerField(default=200, help_text="extra cash asked for price moves")
+    fee_bps = models.PositiveIntegerField(default=10, help_text="issuer fee on notional")
+    approval_threshold_cents = models.BigIntegerField(
+        default=10_000_000, help_text="mints and redemptions above this notional need a second person's approval")
+    redemption_addresses = models.JSONField(default=dict, blank=True,
+                                            help_text='{"ethereum": "0x...", "solana": "..."}')
+
+    class Meta:
+        verbose_name_plural = "product terms"
+
+    def __str__(self) -> str:
+        return f"terms of {self.product}"
+
+
+class _Request(models.Model):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="+")
+    product = models.ForeignKey(TokenProduct, on_delete=models.PROTECT, related_name="+")
+    chain = models.CharField(max_length=16)
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="+")
+    quantity_nano = models.BigIntegerField(help_text="shares, in nano-shares")
+    token_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    notional_cents = models.BigIntegerField()
+    state = models.CharField(max_length=20, db_index=True)
+    version = models.IntegerField(default=0)
+    needs_approval = models.BooleanField(default=False)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    broker_order = models.ForeignKey("custody.BrokerOrder", null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    reason = models.TextField(blank=True, default="", help_text="why it was rejected, cancelled or failed")
+    idempotency_key = models.CharField(max_length=200, blank=True, default="")
+    created_by = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def in_kind(self) -> bool:
+        raise NotImplementedError
+
+
+class MintRequest(_Request):
+    class Funding(models.TextChoices):
+        CASH = "cash"
+        IN_KIND = "in_kind"
+
+    funding = models.CharField(max_length=8, choices=Funding.choices)
+    cash_due_cents = models.BigIntegerField(default=0)
+    cash_received_cents = models.BigIntegerField(default=0)
+    funded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                  related_name="+")
+    cost_cents = models.BigIntegerField(null=True, blank=True, help_text="what the shares cost, fees included")
+
+    class Meta:
+        indexes = [models.Index(fields=["participant", "-id"], name="mint_participant_idx")]
+        permissions = [("approve_mintrequest", "Can approve mints above the product's threshold (four eyes)")]
+
+    def __str__(self) -> str:
+        return f"mint #{self.pk} {self.product} {self.state}"
+
+    @property
+    def stream(self) -> str:
+        return f"mint-{self.pk}"
+
+    @property
+    def in_kind(self) -> bool:
+        return self.funding == self.Funding.IN_KIND
+
+
+class Redemption(_Request):
+    class Payout(models.TextChoices):
+        CASH = "cash"
+        IN_KIND = "in_kind"
+
+    payout = models.CharField(max_length=8, choices=Payout.choices)
+    deposit_tx = models.CharField(max_length=128, blank=True, default="",
+                                  help_text="transaction that moved the tokens to the redemption address")
+    proceeds_cents = models.BigIntegerField(null=True, blank=True)
+    delivery_account = models.CharField(max_length=200, blank=True, default="",
+                                        help_text="where in-kind shares go (the participant's custody account)")
+
+    class Meta:
+        indexes = [models.Index(fields=["participant", "-id"], name="redemption_participant_idx")]
+        permissions = [("approve_redemption", "Can approve redemptions above the product's threshold (four eyes)")]
+
+    def __str__(self) -> str:
+        return f"redemption #{self.pk} {self.product} {self.state}"
+
+    @property
+    def stream(self) -> str:
+        return f"redemption-{self.pk}"
+
+    @property
+    def in_kind(self) -> bool:
+        return self.payout == self.Payout.IN_KIND
+
+
+class ChainOperation(models.Model):
+    """The outbox of chain actions. Written in the same transaction as the transition that needs it;
+    executed by a Celery task that persists the signed transaction before broadcasting it."""
+
+    class Kind(models.TextChoices):
+        MINT = "mint"
+        BURN = "burn"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SIGNED = "signed"
+        BROADCAST = "broadcast"
+        CONFIRMED = "confirmed"
+        FAILED = "failed"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    chain = models.CharField(max_length=16)
+    product = models.ForeignKey(TokenProduct, on_delete=models.PROTECT, related_name="+")
+    address = models.CharField(max_length=64, help_text="recipient of a mint, holder burned from")
+    amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    request_reference = models.CharField(max_length=64, unique=True, help_text="mint-<id> or redemption-<id>")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    signed_tx = models.TextField(blank=True, default="")
+    tx_hash = models.CharField(max_length=128, blank=True, default="")
+    attempts = models.IntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount_base_units} {self.product} on {self.chain} ({self.status})"
+
+
+class WebhookEndpoint(models.Model):
+    participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="webhook_endpoints")
+    url = models.URLField(max_length=500)
+    # The HMAC key must be usable to sign, so it is stored as given; it is shown to the participant once
+    # and never rendered in the admin or logs.
+    secret = models.CharField(max_length=128)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.url} ({self.participant})"
+
+
+class WebhookDelivery(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    endpoint = models.ForeignKey(WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries")
+    event_id = models.CharField(max_length=64, help_text="the ledger event this announces")
+    event_type = models.CharField(max_length=64)
+    payload = models.JSONField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
+    attempts = models.IntegerField(default=0)
+    last_status_code = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_once_per_event")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} -> {self.endpoint.url} ({self.status})"
+
+
+NANO = Decimal(10**9)

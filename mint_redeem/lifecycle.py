@@ -1,0 +1,130 @@
+"""The mint and redeem lifecycles: one declaration of each transition graph (DESIGN.md section 4).
+
+Every path that changes a request's state (API, admin, Celery tasks) goes through
+`mint_redeem.services` which asks these machines whether the transition is allowed, so the graph
+here is the whole truth; the README's diagrams are generated from it (`lifecycle_mermaid`).
+"""
+
+from __future__ import annotations
+
+from statemachine import State, StateMachine
+from statemachine.exceptions import TransitionNotAllowed
+
+from config.api import DomainError
+
+
+class TransitionRefused(DomainError):
+    code = "transition_not_allowed"
+    http_status = 409
+
+
+class MintLifecycle(StateMachine):
+    """Cash-funded: requested -> accepted -> funded -> order_placed -> filled -> settling -> settled
+    -> minting -> minted. In kind: requested -> accepted -> shares_received -> minting -> minted."""
+
+    requested = State(initial=True)
+    accepted = State()
+    funded = State()
+    order_placed = State()
+    filled = State()
+    settling = State()
+    settled = State()
+    shares_received = State()
+    minting = State()
+    minted = State(final=True)
+    rejected = State(final=True)
+    cancelled = State(final=True)
+    failed = State(final=True)
+
+    accept = requested.to(accepted)
+    reject = requested.to(rejected)
+    fund = accepted.to(funded, cond="cash")
+    place_order = funded.to(order_placed)
+    fill = order_placed.to(filled)
+    start_settling = filled.to(settling)
+    settle = settling.to(settled)
+    receive_shares = accepted.to(shares_received, cond="in_kind")
+    start_minting = settled.to(minting) | shares_received.to(minting)
+    confirm_mint = minting.to(minted)
+    cancel = requested.to(cancelled) | accepted.to(cancelled) | funded.to(cancelled)
+    fail = (accepted.to(failed) | funded.to(failed) | order_placed.to(failed) | filled.to(failed)
+            | settling.to(failed) | settled.to(failed) | shares_received.to(failed) | minting.to(failed))
+
+
+class RedemptionLifecycle(StateMachine):
+    """requested -> tokens_received -> burning -> burned -> order_placed -> filled -> settling -> settled
+    -> paid_out; in kind: burned -> shares_delivered."""
+
+    requested = State(initial=True)
+    tokens_received = State()
+    burning = State()
+    burned = State()
+    order_placed = State()
+    filled = State()
+    settling = State()
+    settled = State()
+    paid_out = State(final=True)
+    shares_delivered = State(final=True)
+    rejected = State(final=True)
+    cancelled = State(final=True)
+    failed = State(final=True)
+
+    reject = requested.to(rejected)
+    receive_tokens = requested.to(tokens_received)
+    start_burning = tokens_received.to(burning)
+    confirm_burn = burning.to(burned)
+    place_order = burned.to(order_placed, cond="cash")
+    fill = order_placed.to(filled)
+    start_settling = filled.to(settling)
+    settle = settling.to(settled)
+    pay_out = settled.to(paid_out)
+    deliver_shares = burned.to(shares_delivered, cond="in_kind")
+    cancel = requested.to(cancelled)
+    fail = tokens_received.to(failed) | burning.to(failed)
+
+
+class _Mode:
+    """What the guards see: whether the request is settled in cash or in kind."""
+
+    def __init__(self, in_kind: bool):
+        self.in_kind = in_kind
+        self.cash = not in_kind
+
+
+def next_state(machine_class: type[StateMachine], current: str, event: str, *, in_kind: bool) -> str:
+    """The state `event` leads to from `current`, or TransitionRefused."""
+    machine = machine_class(model=_Mode(in_kind), start_value=current)
+    try:
+        machine.send(event)
+        target = machine.current_state_value
+    except TransitionNotAllowed:
+        raise TransitionRefused(f"cannot {event.replace('_', ' ')} a request that is {current}",
+                                details={"state": current, "event": event}) from None
+    if target == current:
+        # A guard refused it: python-statemachine leaves the state unchanged rather than raising.
+        raise TransitionRefused(f"cannot {event.replace('_', ' ')} a {'in-kind' if in_kind else 'cash'} request "
+                                f"that is {current}", details={"state": current, "event": event})
+    return target
+
+
+def allowed_events(machine_class: type[StateMachine], current: str, *, in_kind: bool) -> list[str]:
+    machine = machine_class(model=_Mode(in_kind), start_value=current)
+    return [event.id for event in machine.enabled_events()]
+
+
+def states(machine_class: type[StateMachine]) -> list[str]:
+    return [state.id for state in machine_class.states]
+
+
+def final_states(machine_class: type[StateMachine]) -> set[str]:
+    return {state.id for state in machine_class.states if state.final}
+
+
+def lifecycle_mermaid(machine_class: type[StateMachine]) -> str:
+    lines = ["stateDiagram-v2", f"    [*] --> {machine_class.initial_state.id}"]
+    for state in machine_class.states:
+        for transition in state.transitions:
+            lines.append(f"    {transition.source.id} --> {transition.target.id}: {transition.event}")
+        if state.final:
+            lines.append(f"    {state.id} --> [*]")
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""API shapes. Quantities travel as decimal strings; base units and cents as strings/integers."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
+
+from mint_redeem.lifecycle import MintLifecycle, RedemptionLifecycle, allowed_events
+from mint_redeem.models import MintRequest, Redemption
+
+NANO = Decimal(10**9)
+
+
+@extend_schema_serializer(examples=[OpenApiExample(
+    "Cash mint of 10 AAPLx on Ethereum", request_only=True,
+    value={"product": "AAPLx", "chain": "ethereum", "quantity": "10", "wallet": 12, "funding": "cash"})])
+class MintCreateSerializer(serializers.Serializer):
+    product = serializers.CharField(max_length=16, help_text="token product symbol, e.g. AAPLx")
+    chain = serializers.CharField(max_length=16, help_text="ethereum, arbitrum, base or solana")
+    quantity = serializers.CharField(max_length=40, help_text="shares, as a decimal string (at most 9 decimals)")
+    wallet = serializers.IntegerField(help_text="id of one of your verified wallets on that chain")
+    funding = serializers.ChoiceField(choices=MintRequest.Funding.choices)
+
+
+@extend_schema_serializer(examples=[OpenApiExample(
+    "Cash redemption of 5 AAPLx on Solana", request_only=True,
+    value={"product": "AAPLx", "chain": "solana", "quantity": "5", "wallet": 13, "payout": "cash"})])
+class RedemptionCreateSerializer(serializers.Serializer):
+    product = serializers.CharField(max_length=16)
+    chain = serializers.CharField(max_length=16)
+    quantity = serializers.CharField(max_length=40, help_text="shares, as a decimal string")
+    wallet = serializers.IntegerField(help_text="the wallet the tokens are sent from")
+    payout = serializers.ChoiceField(choices=Redemption.Payout.choices)
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class EventSerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    version = serializers.IntegerField()
+    type = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+    actor = serializers.CharField(allow_null=True)
+    data = serializers.JSONField()
+    hash = serializers.CharField()
+
+
+class _RequestSerializer(serializers.ModelSerializer):
+    product = serializers.CharField(source="product.symbol")
+    wallet = serializers.IntegerField(source="wallet_id")
+    wallet_address = serializers.CharField(source="wallet.address")
+    quantity = serializers.SerializerMethodField()
+    token_base_units = serializers.CharField()
+    allowed_actions = serializers.SerializerMethodField()
+
+    def get_quantity(self, obj) -> str:
+        return str(Decimal(obj.quantity_nano) / NANO)
+
+    def get_allowed_actions(self, obj) -> list[str]:
+        # What the market maker can do next through the API.
+        machine = MintLifecycle if isinstance(obj, MintRequest) else RedemptionLifecycle
+        return [e for e in allowed_events(machine, obj.state, in_kind=obj.in_kind) if e == "cancel"]
+
+
+class MintSerializer(_RequestSerializer):
+    class Meta:
+        model = MintRequest
+        fields = ["id", "state", "product", "chain", "wallet", "wallet_address", "quantity", "token_base_units",
+                  "funding", "notional_cents", "cash_due_cents", "cash_received_cents", "cost_cents",
+                  "needs_approval", "reason", "allowed_actions", "created_at", "updated_at"]
+
+
+class MintDetailSerializer(MintSerializer):
+    events = EventSerializer(many=True, read_only=True)
+
+    class Meta(MintSerializer.Meta):
+        fields = [*MintSerializer.Meta.fields, "events"]
+
+
+class RedemptionSerializer(_RequestSerializer):
+    redemption_address = serializers.SerializerMethodField()
+
+    def get_redemption_address(self, obj) -> str:
+        from mint_redeem.services import redemption_address
+
+        return redemption_address(obj)
+
+    class Meta:
+        model = Redemption
+        fields = ["id", "state", "product", "chain", "wallet", "wallet_address", "quantity", "token_base_units",
+                  "payout", "notional_cents", "proceeds_cents", "redemption_address", "deposit_tx",
+                  "needs_approval", "reason", "allowed_actions", "created_at", "updated_at"]
+
+
+class RedemptionDetailSerializer(RedemptionSerializer):
+    events = EventSerializer(many=True, read_only=True)
+
+    class Meta(RedemptionSerializer.Meta):
+        fields = [*RedemptionSerializer.Meta.fields, "events"]
+
+
+class DeploymentSerializer(serializers.Serializer):
+    chain = serializers.CharField()
+    address = serializers.CharField()
+    decimals = serializers.IntegerField()
+
+
+class ProductSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    ticker = serializers.CharField()
+    name = serializers.CharField()
+    multiplier = serializers.CharField()
+    status = serializers.CharField()
+    minting_paused = serializers.BooleanField()
+    deployments = DeploymentSerializer(many=True)
+    reserves = serializers.JSONField(help_text="shares held, in transit, tokens outstanding per chain, coverage")
+
+
+class WebhookCreateSerializer(serializers.Serializer):
+    url = serializers.URLField(max_length=500)
+
+
+class WebhookSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    url = serializers.CharField()
+    active = serializers.BooleanField()
+    secret = serializers.CharField(required=False, help_text="shown once, at creation")

@@ -1,0 +1,64 @@
+"""Celery tasks: thin wrappers that call services. Each is idempotent and safe to run again."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from mint_redeem import services, webhooks
+from mint_redeem.models import MintRequest, Redemption, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "task:advance_requests"
+MINT_AUTOMATIC_STATES = ("funded", "order_placed", "settling", "settled", "shares_received")
+REDEMPTION_AUTOMATIC_STATES = ("burned", "order_placed", "settling")
+
+
+@shared_task(name="mint_redeem.advance_request", acks_late=True)
+def advance_request(kind: str, request_id: int) -> str:
+    if kind == "mint":
+        request = services.mint_advance(mint=MintRequest.objects.get(pk=request_id), actor=ACTOR)
+    else:
+        request = services.redemption_advance(redemption=Redemption.objects.get(pk=request_id), actor=ACTOR)
+    return request.state
+
+
+@shared_task(name="mint_redeem.advance_due")
+def advance_due() -> int:
+    """Beat: move every request whose next step is automatic (orders at the open, fills, settlement)."""
+    count = 0
+    for mint_id in MintRequest.objects.filter(state__in=MINT_AUTOMATIC_STATES).values_list("pk", flat=True):
+        try:
+            services.mint_advance(mint=MintRequest(pk=mint_id), actor=ACTOR)
+            count += 1
+        except Exception:
+            logger.exception("mint %s could not advance", mint_id)
+    redemptions = Redemption.objects.filter(state__in=REDEMPTION_AUTOMATIC_STATES).values_list("pk", flat=True)
+    for redemption_id in redemptions:
+        try:
+            services.redemption_advance(redemption=Redemption(pk=redemption_id), actor=ACTOR)
+            count += 1
+        except Exception:
+            logger.exception("redemption %s could not advance", redemption_id)
+    return count
+
+
+@shared_task(name="mint_redeem.deliver_webhook", acks_late=True)
+def deliver_webhook(delivery_id: int) -> str:
+    delivery = webhooks.delivery_attempt(delivery_id=delivery_id)
+    if delivery.status == WebhookDelivery.Status.PENDING and delivery.next_attempt_at is not None:
+        deliver_webhook.apply_async((delivery_id,), eta=delivery.next_attempt_at)
+    return delivery.status
+
+
+@shared_task(name="mint_redeem.retry_webhooks")
+def retry_webhooks() -> int:
+    """Beat: a safety net for deliveries whose scheduled retry was lost (worker restart)."""
+    due = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=timezone.now())
+    ids = list(due.values_list("pk", flat=True)[:500])
+    for delivery_id in ids:
+        deliver_webhook.delay(delivery_id)
+    return len(ids)

@@ -1,0 +1,206 @@
+"""The market-maker API: mints, redemptions, products, webhooks. Thin: services decide."""
+
+from __future__ import annotations
+
+import django_filters
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+
+from compliance.idempotency import idempotent
+from compliance.views import IDEMPOTENCY_HEADER, MarketMakerView
+from custody.selectors import products_with_reserves
+from mint_redeem import selectors, services, webhooks
+from mint_redeem.models import MintRequest, Redemption, WebhookEndpoint
+from mint_redeem.serializers import (
+    CancelSerializer,
+    MintCreateSerializer,
+    MintDetailSerializer,
+    MintSerializer,
+    ProductSerializer,
+    RedemptionCreateSerializer,
+    RedemptionDetailSerializer,
+    RedemptionSerializer,
+    WebhookCreateSerializer,
+    WebhookSerializer,
+)
+
+
+class NewestFirst(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class _RequestFilter(django_filters.FilterSet):
+    state = django_filters.CharFilter()
+    product = django_filters.CharFilter(field_name="product__symbol")
+    chain = django_filters.CharFilter()
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+
+class MintFilter(_RequestFilter):
+    funding = django_filters.CharFilter()
+
+    class Meta:
+        model = MintRequest
+        fields = ["state", "product", "chain", "funding"]
+
+
+class RedemptionFilter(_RequestFilter):
+    payout = django_filters.CharFilter()
+
+    class Meta:
+        model = Redemption
+        fields = ["state", "product", "chain", "payout"]
+
+
+LIST_PARAMETERS = [OpenApiParameter(name, str, description=desc) for name, desc in (
+    ("state", "only requests in this state"), ("product", "product symbol"), ("chain", "chain name"),
+    ("created_after", "ISO 8601 instant"), ("created_before", "ISO 8601 instant"),
+    ("cursor", "opaque cursor from `next`/`previous`"), ("page_size", "1-200, default 50"))]
+
+
+class _ListMixin:
+    filterset_class: type
+    serializer_class: type
+
+    def paginated(self, request, queryset):
+        queryset = self.filterset_class(request.query_params, queryset=queryset).qs
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(queryset, request, view=self)
+        return paginator.get_paginated_response(self.serializer_class(page, many=True).data)
+
+
+class MintListView(_ListMixin, MarketMakerView):
+    filterset_class = MintFilter
+    serializer_class = MintSerializer
+
+    @extend_schema(parameters=LIST_PARAMETERS, responses=MintSerializer(many=True), summary="Your mint requests")
+    def get(self, request):
+        return self.paginated(request, selectors.mints_of(participant_id=request.auth.participant_id))
+
+    @extend_schema(request=MintCreateSerializer, responses={201: MintSerializer}, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Request a mint",
+                   description="Compliance is checked now and again before the chain step. A cash mint "
+                               "waits for `cash_due_cents` to arrive; orders go out when the market is open.")
+    @idempotent
+    def post(self, request):
+        body = MintCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        mint = services.mint_request_create(
+            participant=self.participant(), product_symbol=body.validated_data["product"],
+            chain=body.validated_data["chain"], quantity=body.validated_data["quantity"],
+            wallet_id=body.validated_data["wallet"], funding=body.validated_data["funding"], actor=self.actor(),
+            idempotency_key=request.idempotency_key)
+        return Response(MintSerializer(mint).data, status=status.HTTP_201_CREATED)
+
+
+def _own(queryset, pk):
+    obj = queryset.filter(pk=pk).first()
+    if obj is None:
+        raise Http404  # someone else's request looks exactly like a missing one
+    return obj
+
+
+class MintDetailView(MarketMakerView):
+    @extend_schema(responses=MintDetailSerializer, summary="One mint request with its full event history")
+    def get(self, request, mint_id: int):
+        mint = _own(selectors.mints_of(participant_id=request.auth.participant_id), mint_id)
+        mint.events = selectors.request_history(request=mint)
+        return Response(MintDetailSerializer(mint).data)
+
+
+class MintCancelView(MarketMakerView):
+    @extend_schema(request=CancelSerializer, responses=MintSerializer, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Cancel a mint (while requested, accepted or funded; cash is refunded)")
+    @idempotent
+    def post(self, request, mint_id: int):
+        mint = _own(selectors.mints_of(participant_id=request.auth.participant_id), mint_id)
+        body = CancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        mint = services.mint_cancel(mint=mint, actor=self.actor(), reason=body.validated_data["reason"])
+        return Response(MintSerializer(mint).data)
+
+
+class RedemptionListView(_ListMixin, MarketMakerView):
+    filterset_class = RedemptionFilter
+    serializer_class = RedemptionSerializer
+
+    @extend_schema(parameters=LIST_PARAMETERS, responses=RedemptionSerializer(many=True),
+                   summary="Your redemption requests")
+    def get(self, request):
+        return self.paginated(request, selectors.redemptions_of(participant_id=request.auth.participant_id))
+
+    @extend_schema(request=RedemptionCreateSerializer, responses={201: RedemptionSerializer},
+                   parameters=[IDEMPOTENCY_HEADER], summary="Request a redemption",
+                   description="Send the tokens to `redemption_address`; once the transfer is confirmed "
+                               "they are burned and the shares sold (cash) or delivered (in kind).")
+    @idempotent
+    def post(self, request):
+        body = RedemptionCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        redemption = services.redemption_request_create(
+            participant=self.participant(), product_symbol=body.validated_data["product"],
+            chain=body.validated_data["chain"], quantity=body.validated_data["quantity"],
+            wallet_id=body.validated_data["wallet"], payout=body.validated_data["payout"], actor=self.actor(),
+            idempotency_key=request.idempotency_key)
+        return Response(RedemptionSerializer(redemption).data, status=status.HTTP_201_CREATED)
+
+
+class RedemptionDetailView(MarketMakerView):
+    @extend_schema(responses=RedemptionDetailSerializer, summary="One redemption with its full event history")
+    def get(self, request, redemption_id: int):
+        redemption = _own(selectors.redemptions_of(participant_id=request.auth.participant_id), redemption_id)
+        redemption.events = selectors.request_history(request=redemption)
+        return Response(RedemptionDetailSerializer(redemption).data)
+
+
+class RedemptionCancelView(MarketMakerView):
+    @extend_schema(request=CancelSerializer, responses=RedemptionSerializer, parameters=[IDEMPOTENCY_HEADER],
+                   summary="Cancel a redemption (before its tokens arrive)")
+    @idempotent
+    def post(self, request, redemption_id: int):
+        redemption = _own(selectors.redemptions_of(participant_id=request.auth.participant_id), redemption_id)
+        body = CancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        redemption = services.redemption_cancel(redemption=redemption, actor=self.actor(),
+                                                reason=body.validated_data["reason"])
+        return Response(RedemptionSerializer(redemption).data)
+
+
+class ProductListView(MarketMakerView):
+    @extend_schema(responses=ProductSerializer(many=True),
+                   summary="Products: per-chain addresses, multiplier, status and live reserve coverage")
+    def get(self, request):
+        rows = [{
+            "symbol": row.product.symbol, "ticker": row.product.security.ticker, "name": row.product.security.name,
+            "multiplier": str(row.product.multiplier), "status": row.product.status,
+            "minting_paused": row.minting_paused,
+            "deployments": [{"chain": d.chain, "address": d.address, "decimals": d.decimals}
+                            for d in row.product.deployments.all()],
+            "reserves": row.reserves.as_dict(),
+        } for row in products_with_reserves()]
+        return Response(ProductSerializer(rows, many=True).data)
+
+
+class WebhookListView(MarketMakerView):
+    @extend_schema(responses=WebhookSerializer(many=True), summary="Your webhook endpoints")
+    def get(self, request):
+        endpoints = WebhookEndpoint.objects.filter(participant_id=request.auth.participant_id).order_by("id")
+        return Response([{"id": e.id, "url": e.url, "active": e.active} for e in endpoints])
+
+    @extend_schema(request=WebhookCreateSerializer, responses={201: WebhookSerializer},
+                   parameters=[IDEMPOTENCY_HEADER],
+                   summary="Register a webhook endpoint (its signing secret is shown once)")
+    @idempotent
+    def post(self, request):
+        body = WebhookCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        endpoint, secret = webhooks.endpoint_register(participant=self.participant(), url=body.validated_data["url"])
+        return Response({"id": endpoint.id, "url": endpoint.url, "active": endpoint.active, "secret": secret},
+                        status=status.HTTP_201_CREATED)
