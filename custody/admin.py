@@ -1,0 +1,372 @@
+"""Operations screens for custody: products with live reserves and coverage, brokers, orders and
+fills, custodians and statements (with upload), reconciliation breaks (with resolution).
+
+Everything that the ledger records goes through custody.services; the admin never edits those rows
+directly (orders, fills, statements, breaks and transfers are read-only here)."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from config.api import DomainError
+from custody import calendar, services
+from custody.models import (
+    Broker,
+    BrokerOrder,
+    ChainDeployment,
+    Custodian,
+    CustodyAccount,
+    Fill,
+    InKindTransfer,
+    ReconciliationBreak,
+    ReconciliationRun,
+    Security,
+    SimulatedPrice,
+    Statement,
+    StatementHolding,
+    TokenProduct,
+)
+from custody.reserves import all_reserves
+from custody.statements import MAX_STATEMENT_BYTES, detect_format
+
+
+def _actor(request) -> str:
+    return f"user:{request.user.pk}"
+
+
+def _shares(nano: int) -> str:
+    whole, frac = divmod(abs(nano), 10**9)
+    text = f"{whole:,}" + (f".{frac:09d}".rstrip("0") if frac else "")
+    return f"-{text}" if nano < 0 else text
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Security)
+class SecurityAdmin(admin.ModelAdmin):
+    list_display = ("ticker", "isin", "cusip", "exchange_mic", "name")
+    search_fields = ("ticker", "isin", "cusip", "name")
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ChainDeploymentInline(admin.TabularInline):
+    model = ChainDeployment
+    extra = 0
+
+
+@admin.register(TokenProduct)
+class TokenProductAdmin(admin.ModelAdmin):
+    list_display = ("symbol", "security", "multiplier", "status", "minting", "shares_held", "shares_in_transit",
+                    "tokens_outstanding", "coverage")
+    list_filter = ("status",)
+    search_fields = ("symbol", "security__ticker")
+    inlines = [ChainDeploymentInline]
+    actions = ["pause_minting", "resume_minting"]
+    readonly_fields = ("status", "reserves_detail")
+
+    def get_readonly_fields(self, request, obj=None):
+        # Once tokens may exist, the security and multiplier change only through a corporate-action process.
+        return (*self.readonly_fields, "security", "multiplier") if obj else self.readonly_fields
+
+    def get_changelist_instance(self, request):
+        changelist = super().get_changelist_instance(request)
+        reserves = all_reserves(list(changelist.result_list))
+        for product in changelist.result_list:
+            product._reserves = reserves[product.id]
+        return changelist
+
+    def _figures(self, obj):
+        if not hasattr(obj, "_reserves"):
+            obj._reserves = all_reserves([obj])[obj.id]
+        return obj._reserves
+
+    @admin.display(description="minting")
+    def minting(self, obj):
+        if obj.status == TokenProduct.Status.PAUSED:
+            return "paused"
+        return "paused (break)" if obj.minting_paused_by_break else "open"
+
+    @admin.display(description="shares held")
+    def shares_held(self, obj):
+        figures = self._figures(obj)
+        return ", ".join(f"{c}: {_shares(q)}" for c, q in sorted(figures.shares_held_nano_by_custodian.items())) or "0"
+
+    @admin.display(description="in transit")
+    def shares_in_transit(self, obj):
+        return _shares(self._figures(obj).shares_in_transit_nano)
+
+    @admin.display(description="tokens outstanding")
+    def tokens_outstanding(self, obj):
+        figures = self._figures(obj)
+        return ", ".join(f"{c}: {o.total_tokens.normalize():f}" for c, o in sorted(figures.tokens_by_chain.items()))
+
+    @admin.display(description="coverage")
+    def coverage(self, obj):
+        value = self._figures(obj).coverage
+        if value is None:
+            return "-"
+        color = "green" if value >= 1 else "red"
+        return format_html('<b style="color:{}">{}</b>', color, f"{value:.6f}")
+
+    @admin.display(description="reserves")
+    def reserves_detail(self, obj):
+        if obj is None or obj.pk is None:
+            return "-"
+        return format_html("<pre>{}</pre>", json.dumps(self._figures(obj).as_dict(), indent=2))
+
+    @admin.action(description="Pause minting of the selected products")
+    def pause_minting(self, request, queryset):
+        for product in queryset:
+            services.product_status_set(product=product, status="paused", reason="paused from admin",
+                                        actor=_actor(request))
+
+    @admin.action(description="Resume minting of the selected products")
+    def resume_minting(self, request, queryset):
+        for product in queryset:
+            services.product_status_set(product=product, status="active", reason="resumed from admin",
+                                        actor=_actor(request))
+
+
+class SimulatedPriceInline(admin.TabularInline):
+    model = SimulatedPrice
+    extra = 0
+
+
+@admin.register(Broker)
+class BrokerAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "kind", "settlement_days", "custodian")
+    inlines = [SimulatedPriceInline]
+
+
+class CustodyAccountInline(admin.TabularInline):
+    model = CustodyAccount
+    extra = 0
+
+
+@admin.register(Custodian)
+class CustodianAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "bic")
+    inlines = [CustodyAccountInline]
+
+
+class FillInline(admin.TabularInline):
+    model = Fill
+    extra = 0
+    can_delete = False
+    fields = ("broker_fill_id", "quantity_nano", "price", "gross_cents", "fee_cents", "executed_at", "trade_date",
+              "settlement_date", "status")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(BrokerOrder)
+class BrokerOrderAdmin(ReadOnlyAdmin):
+    list_display = ("id", "client_order_id", "broker", "security", "side", "quantity", "filled", "status",
+                    "created_at")
+    list_filter = ("status", "side", "broker")
+    search_fields = ("client_order_id", "broker_order_id", "security__ticker")
+    inlines = [FillInline]
+    actions = ["sync_orders", "cancel_orders"]
+
+    @admin.display(description="quantity")
+    def quantity(self, obj):
+        return _shares(obj.quantity_nano)
+
+    @admin.display(description="filled")
+    def filled(self, obj):
+        return _shares(obj.filled_quantity_nano)
+
+    @admin.action(description="Fetch fills from the broker")
+    def sync_orders(self, request, queryset):
+        for order in queryset:
+            try:
+                fills = services.order_sync(order=order, actor=_actor(request))
+                self.message_user(request, f"order {order.id}: {len(fills)} new fill(s)")
+            except DomainError as exc:
+                self.message_user(request, f"order {order.id}: {exc.code}: {exc.message}", messages.ERROR)
+
+    @admin.action(description="Cancel at the broker")
+    def cancel_orders(self, request, queryset):
+        for order in queryset:
+            try:
+                services.order_cancel(order=order, actor=_actor(request))
+            except DomainError as exc:
+                self.message_user(request, f"order {order.id}: {exc.code}: {exc.message}", messages.ERROR)
+
+
+@admin.register(Fill)
+class FillAdmin(ReadOnlyAdmin):
+    list_display = ("id", "order", "quantity", "price", "gross_cents", "fee_cents", "trade_date", "settlement_date",
+                    "status")
+    list_filter = ("status", "settlement_date")
+    actions = ["settle_due"]
+
+    @admin.display(description="quantity")
+    def quantity(self, obj):
+        return _shares(obj.quantity_nano)
+
+    @admin.action(description="Settle every fill due today (New York date)")
+    def settle_due(self, request, queryset):
+        count = services.fills_settle_due(today=calendar.trade_date_of(timezone.now()), actor=_actor(request))
+        self.message_user(request, f"{count} fill(s) settled")
+
+
+class StatementHoldingInline(admin.TabularInline):
+    model = StatementHolding
+    extra = 0
+    can_delete = False
+    fields = ("security", "quantity")
+    readonly_fields = fields
+
+    @admin.display(description="quantity")
+    def quantity(self, obj):
+        return _shares(obj.quantity_nano)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class StatementUploadForm(forms.Form):
+    file = forms.FileField(help_text="ISO 20022 semt.002 XML or CSV (statement_id,account,as_of,isin,ticker,quantity)")
+    format = forms.ChoiceField(choices=[("", "detect"), ("semt002", "semt.002 XML"), ("csv", "CSV")], required=False)
+    account = forms.ModelChoiceField(CustodyAccount.objects.all(), required=False,
+                                     help_text="refuse the file unless it is for this account")
+
+
+@admin.register(Statement)
+class StatementAdmin(ReadOnlyAdmin):
+    list_display = ("statement_ref", "account", "as_of", "format", "imported_by", "imported_at", "ledger_position")
+    list_filter = ("format", "account__custodian")
+    inlines = [StatementHoldingInline]
+    change_list_template = "admin/custody/statement/change_list.html"
+
+    def get_urls(self):
+        return [path("upload/", self.admin_site.admin_view(self.upload_view), name="custody_statement_upload"),
+                *super().get_urls()]
+
+    def upload_view(self, request):
+        if not request.user.has_perm("custody.add_statement"):
+            raise PermissionDenied
+        form = StatementUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            if upload.size > MAX_STATEMENT_BYTES:
+                form.add_error("file", f"larger than {MAX_STATEMENT_BYTES} bytes")
+            else:
+                content = upload.read()
+                fmt = form.cleaned_data["format"] or detect_format(upload.name, content)
+                try:
+                    result = services.statement_import(content=content, format=fmt, actor=_actor(request),
+                                                       file_name=upload.name, account=form.cleaned_data["account"])
+                except DomainError as exc:
+                    form.add_error("file", f"{exc.code}: {exc.message}")
+                else:
+                    verb = "Imported" if result.created else "Already imported (nothing changed):"
+                    self.message_user(request, f"{verb} statement {result.statement.statement_ref}")
+                    return redirect(reverse("admin:custody_statement_change", args=[result.statement.pk]))
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Upload a custodian statement",
+                   "opts": self.model._meta}
+        return render(request, "admin/custody/statement/upload.html", context)
+
+
+class BreakResolveForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea, min_length=5, help_text="why the difference is acceptable or "
+                             "how it was corrected; recorded in the ledger")
+
+
+@admin.register(ReconciliationBreak)
+class ReconciliationBreakAdmin(ReadOnlyAdmin):
+    list_display = ("id", "custodian", "security", "expected", "reported", "difference", "age", "blocks_minting",
+                    "status", "resolve_link")
+    list_filter = ("status", "blocks_minting", "custodian")
+    search_fields = ("security__ticker",)
+
+    @admin.display(description="expected")
+    def expected(self, obj):
+        return _shares(obj.expected_nano)
+
+    @admin.display(description="reported")
+    def reported(self, obj):
+        return _shares(obj.reported_nano)
+
+    @admin.display(description="difference")
+    def difference(self, obj):
+        return _shares(obj.difference_nano)
+
+    @admin.display(description="age")
+    def age(self, obj):
+        end = obj.resolved_at or timezone.now()
+        hours = int((end - obj.detected_at).total_seconds() // 3600)
+        return f"{hours // 24}d {hours % 24}h"
+
+    @admin.display(description="")
+    def resolve_link(self, obj):
+        if obj.status != ReconciliationBreak.Status.OPEN:
+            return obj.resolution_reason[:60]
+        return format_html('<a href="{}">resolve</a>', reverse("admin:custody_break_resolve", args=[obj.pk]))
+
+    def get_urls(self):
+        return [path("<int:pk>/resolve/", self.admin_site.admin_view(self.resolve_view), name="custody_break_resolve"),
+                path("run/", self.admin_site.admin_view(self.run_view), name="custody_reconciliation_run"),
+                *super().get_urls()]
+
+    def run_view(self, request):
+        if request.method != "POST" or not request.user.has_perm("custody.change_reconciliationbreak"):
+            raise PermissionDenied
+        self.run_reconciliation(request, ReconciliationBreak.objects.none())
+        return redirect(reverse("admin:custody_reconciliationbreak_changelist"))
+
+    def resolve_view(self, request, pk: int):
+        if not request.user.has_perm("custody.change_reconciliationbreak"):
+            raise PermissionDenied
+        item = get_object_or_404(ReconciliationBreak, pk=pk)
+        form = BreakResolveForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.break_resolve(break_=item, reason=form.cleaned_data["reason"], actor=_actor(request))
+            except DomainError as exc:
+                form.add_error("reason", f"{exc.code}: {exc.message}")
+            else:
+                self.message_user(request, f"break {item.id} resolved")
+                return redirect(reverse("admin:custody_reconciliationbreak_changelist"))
+        context = {**self.admin_site.each_context(request), "form": form, "item": item, "opts": self.model._meta,
+                   "title": f"Resolve break {item.id}: {item.custodian.code} {item.security.ticker}"}
+        return render(request, "admin/custody/reconciliationbreak/resolve.html", context)
+
+    def run_reconciliation(self, request, queryset):
+        run = services.reconciliation_run(actor=_actor(request))
+        self.message_user(request, f"reconciliation {run.id}: {run.pairs_checked} positions checked, "
+                                   f"{run.breaks_opened} new break(s), {run.breaks_cleared} cleared")
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyAdmin):
+    list_display = ("id", "started_at", "actor", "pairs_checked", "breaks_opened", "breaks_cleared", "ledger_position")
+
+
+@admin.register(InKindTransfer)
+class InKindTransferAdmin(ReadOnlyAdmin):
+    list_display = ("id", "direction", "custodian", "security", "quantity_nano", "counterparty_account", "reference",
+                    "custodian_confirmation", "created_at")
+    list_filter = ("direction", "custodian")
