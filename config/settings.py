@@ -121,7 +121,9 @@ else:
 
     CELERY_BROKER_URL = embedded.redis_url()
 
-CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_DEFAULT_QUEUE", "issuer")
+# Tests get a queue of their own, so their tasks never reach a `make run` worker on the same broker.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_DEFAULT_QUEUE") or (
+    f"test-{os.getpid()}" if ISSUER_ENV == "test" else "issuer")
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
