@@ -123,9 +123,12 @@ _KYC_TRANSITIONS: dict[str, set[str]] = {
 
 def _kyc_transition(*, participant: Participant, to_status: str, actor: str, reason: str,
                     expires_on: date | None = None, review_on: date | None = None,
-                    submitted_by=None) -> Participant:
+                    submitted_by=None, approver=None) -> Participant:
     with transaction.atomic():
         p = _lock(Participant, participant.pk)
+        if approver is not None:
+            # Read under the row lock: a resubmission a moment ago changed who the initiator is.
+            roles.assert_four_eyes(initiator_id=p.kyc_submitted_by_id, approver_id=approver.id)
         if to_status not in _KYC_TRANSITIONS[p.kyc_status]:
             raise InvalidTransition(f"KYC cannot go from {p.kyc_status} to {to_status}")
         from_status = p.kyc_status
@@ -152,14 +155,13 @@ def participant_kyc_approve(*, participant: Participant, approved_by, expires_on
     reason = _require_reason(reason)
     if not roles.user_has_role(approved_by, roles.COMPLIANCE_OFFICER):
         raise DomainError("only a compliance officer may approve KYC", code="permission_denied", http_status=403)
-    roles.assert_four_eyes(initiator_id=participant.kyc_submitted_by_id, approver_id=approved_by.id)
     today = timezone.localdate()
     if expires_on is None or expires_on <= today:
         raise InvalidInput("KYC approval needs an expiry date in the future", code="invalid_expiry")
     if review_on is not None and not today < review_on <= expires_on:
         raise InvalidInput("the review date must fall between today and the expiry", code="invalid_review_date")
     return _kyc_transition(participant=participant, to_status=KycStatus.APPROVED, actor=_actor(approved_by),
-                           reason=reason, expires_on=expires_on, review_on=review_on)
+                           reason=reason, expires_on=expires_on, review_on=review_on, approver=approved_by)
 
 
 def participant_kyc_reject(*, participant: Participant, decided_by, reason: str) -> Participant:
