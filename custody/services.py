@@ -419,9 +419,9 @@ def statement_import(*, content: bytes, format: str, actor: str, file_name: str 
                   "as_of": parsed.as_of.isoformat(), "format": format, "sha256": digest,
                   "holdings": {security.ticker: quantity for security, quantity in sorted(
                       holdings.items(), key=lambda item: item[0].ticker)}})], actor=actor)
-        # The ledger position is known only after the append; recording it is a projection of the event.
-        Statement.objects.filter(pk=statement.pk).update(ledger_position=result.last_position)
-        statement.ledger_position = result.last_position
+    # Noted after commit so the append stays the transaction's last write (it holds the log's lock).
+    Statement.objects.filter(pk=statement.pk).update(ledger_position=result.last_position)
+    statement.ledger_position = result.last_position
     return StatementImportResult(statement=statement, created=True)
 
 
@@ -491,7 +491,7 @@ def reconciliation_run(*, actor: str, custodians: Sequence[Custodian] | None = N
         resolved = set(ReconciliationBreak.objects.filter(
             status=ReconciliationBreak.Status.RESOLVED, custodian__in=custodian_list,
         ).values_list("custodian_id", "security_id", "statement_as_of", "expected_nano", "reported_nano"))
-        to_create, to_update, cleared, events = [], [], [], []
+        to_create, to_update, cleared, events, seen = [], [], [], [], []
         for c in comparisons:
             key = (c.custodian.id, c.security_id)
             difference = c.reported_nano - c.expected_nano
@@ -515,9 +515,9 @@ def reconciliation_run(*, actor: str, custodians: Sequence[Custodian] | None = N
                     current.statement_as_of, current.expected_nano, current.reported_nano = c.as_of, c.expected_nano, c.reported_nano
                     current.difference_nano, current.blocks_minting = difference, blocks
                     to_update.append(current)
-                current.last_seen_at = now
-                ReconciliationBreak.objects.filter(pk=current.pk).update(last_seen_at=now)
+                seen.append(current.pk)
 
+        ReconciliationBreak.objects.filter(pk__in=seen).update(last_seen_at=now)
         created = ReconciliationBreak.objects.bulk_create(to_create)
         for item in created:
             events.append(NewEvent(stream=item.stream, type="custody.break_opened", data={
@@ -549,8 +549,8 @@ def reconciliation_run(*, actor: str, custodians: Sequence[Custodian] | None = N
             "breaks_cleared": run.breaks_cleared, "open_breaks": open_count}))
         run.save(update_fields=["pairs_checked", "breaks_opened", "breaks_cleared"])
         result = _append(events, actor=actor)
-        ReconciliationRun.objects.filter(pk=run.pk).update(ledger_position=result.last_position)
-        run.ledger_position = result.last_position
+    ReconciliationRun.objects.filter(pk=run.pk).update(ledger_position=result.last_position)
+    run.ledger_position = result.last_position
     return run
 
 
