@@ -166,6 +166,9 @@ class ParticipantAdmin(admin.ModelAdmin):
             kwargs["form"] = ParticipantAddForm
         return super().get_form(request, obj, **kwargs)
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return self.add_fields
