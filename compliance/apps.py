@@ -11,6 +11,7 @@ class ComplianceConfig(AppConfig):
         from compliance import (
             events,  # noqa: F401  (registers the event types)
             roles,
+            schema,  # noqa: F401  (registers the OpenAPI description of the API-key authentication)
         )
 
         # Other apps' models appear in later migrations, so role permissions are re-synced after every

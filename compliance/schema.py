@@ -1,0 +1,22 @@
+"""OpenAPI description of the market-maker authentication (drf-spectacular extension)."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class MarketMakerAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "compliance.api_auth.MarketMakerAuthentication"
+    name = "MarketMakerApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": (
+                "`Authorization: ApiKey <key_id>.<secret>`. Every state-changing request must also carry an "
+                "RFC 9421 HTTP message signature (`Signature-Input`, `Signature`) made with the key's HMAC-SHA256 "
+                "secret or Ed25519 private key, covering `\"@method\" \"@path\" \"content-digest\"`, with `created` "
+                "(at most 5 minutes old), a unique `nonce` and `keyid`; and an RFC 9530 `Content-Digest` "
+                "(sha-256) of the body. POSTs need an `Idempotency-Key` header."
+            ),
+        }
