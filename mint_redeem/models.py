@@ -30,6 +30,8 @@ class ProductTerms(models.Model):
     fee_bps = models.PositiveIntegerField(default=10, help_text="issuer fee on notional")
     approval_threshold_cents = models.BigIntegerField(
         default=10_000_000, help_text="mints and redemptions above this notional need a second person's approval")
+    market_hours_only = models.BooleanField(
+        default=True, help_text="place orders only in regular US market hours (off for brokers that trade 24/5)")
     redemption_addresses = models.JSONField(default=dict, blank=True,
                                             help_text='{"ethereum": "0x...", "solana": "..."}')
 

@@ -306,9 +306,9 @@ def mint_advance(*, mint: MintRequest, actor: str, now=None) -> MintRequest:
     if mint.state == "funded":
         if mint.needs_approval and mint.approved_by_id is None:
             return mint  # waits for a second person
-        if not calendar.is_market_open(now):
-            return mint  # accepted and queued; the order goes out when the market opens
         terms = ProductTerms.objects.select_related("broker").get(product=mint.product)
+        if terms.market_hours_only and not calendar.is_market_open(now):
+            return mint  # accepted and queued; the order goes out when the market opens
         # custody commits the order before calling the broker and dedupes on client_order_id, so a
         # crash here and a retry place exactly one order.
         order = custody_services.order_place(broker=terms.broker, security=mint.product.security, side="buy",
@@ -506,9 +506,9 @@ def redemption_advance(*, redemption: Redemption, actor: str, now=None) -> Redem
     if redemption.state == "burned" and not redemption.in_kind:
         if redemption.needs_approval and redemption.approved_by_id is None:
             return redemption
-        if not calendar.is_market_open(now):
-            return redemption
         terms = ProductTerms.objects.select_related("broker").get(product=redemption.product)
+        if terms.market_hours_only and not calendar.is_market_open(now):
+            return redemption
         order = custody_services.order_place(broker=terms.broker, security=redemption.product.security, side="sell",
                                              quantity_nano=redemption.quantity_nano,
                                              client_order_id=redemption.stream, actor=actor)

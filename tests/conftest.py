@@ -45,22 +45,25 @@ def pytest_configure(config):
 
 @pytest.fixture
 def committed(transactional_db):
-    """A database whose transactions really commit (for concurrency, Celery and HTTP-server tests)."""
+    """A database whose transactions really commit (for concurrency, Celery and HTTP-server tests).
+    The flush after such a test empties every table, including the role groups a data migration
+    created, so they are put back first."""
+    from compliance.roles import sync_role_permissions
+
+    sync_role_permissions()
     return transactional_db
 
 
 def database_url_for_tests() -> str:
+    """DATABASE_URL with the database name swapped for the test database's (host, socket directory,
+    credentials and options kept as they are)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.conf import settings
     from django.db import connection
 
-    s = connection.settings_dict
-    host = s.get("HOST") or ""
-    user = s.get("USER") or ""
-    password = s.get("PASSWORD") or ""
-    port = s.get("PORT") or ""
-    auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    if host.startswith("/"):
-        return f"postgresql://{auth}/{s['NAME']}?host={host}" + (f"&port={port}" if port else "")
-    return f"postgresql://{auth}{host}{':' + str(port) if port else ''}/{s['NAME']}"
+    parts = urlsplit(settings.DATABASE_URL)
+    return urlunsplit(parts._replace(path="/" + connection.settings_dict["NAME"]))
 
 
 @pytest.fixture(scope="session")

@@ -43,6 +43,7 @@ class Migration(migrations.Migration):
                 ('cash_buffer_bps', models.PositiveIntegerField(default=200, help_text='extra cash asked for price moves')),
                 ('fee_bps', models.PositiveIntegerField(default=10, help_text='issuer fee on notional')),
                 ('approval_threshold_cents', models.BigIntegerField(default=10000000, help_text="mints and redemptions above this notional need a second person's approval")),
+                ('market_hours_only', models.BooleanField(default=True, help_text='place orders only in regular US market hours (off for brokers that trade 24/5)')),
                 ('redemption_addresses', models.JSONField(blank=True, default=dict, help_text='{"ethereum": "0x...", "solana": "..."}')),
                 ('broker', models.ForeignKey(help_text='broker that buys and sells the shares of cash mints and redemptions', on_delete=django.db.models.deletion.PROTECT, related_name='+', to='custody.broker')),
                 ('custodian', models.ForeignKey(help_text='custodian of in-kind deliveries', on_delete=django.db.models.deletion.PROTECT, related_name='+', to='custody.custodian')),
