@@ -25,6 +25,8 @@ from ledger.selectors import BalanceFigures, balances_by_prefix
 
 NANO = 10**9
 COVERAGE_PLACES = Decimal("0.000000001")
+# Enough digits for sums of uint256 amounts with 36 decimals: Decimal arithmetic stays exact.
+_EXACT_PRECISION = 200
 
 
 class CoverageRefusal(DomainError):
@@ -76,7 +78,9 @@ class ReserveFigures:
     @property
     def tokens_outstanding(self) -> Decimal:
         """Tokens outstanding on all chains, including mints in progress, exactly."""
-        return sum((c.total_tokens for c in self.tokens_by_chain.values()), Decimal(0))
+        with localcontext() as ctx:
+            ctx.prec = _EXACT_PRECISION
+            return sum((c.total_tokens for c in self.tokens_by_chain.values()), Decimal(0))
 
     @property
     def shares_required(self) -> Fraction:
@@ -97,7 +101,7 @@ class ReserveFigures:
         if ratio is None:
             return None
         with localcontext() as ctx:
-            ctx.prec = 80
+            ctx.prec = _EXACT_PRECISION
             value = Decimal(ratio.numerator) / Decimal(ratio.denominator)
             return value.quantize(COVERAGE_PLACES, rounding=ROUND_FLOOR)
 
@@ -121,8 +125,10 @@ class ReserveFigures:
 
 
 def base_units_to_tokens(base_units: int, decimals: int) -> Decimal:
-    """Exact: a Decimal with exactly `decimals` fractional digits, never rounded."""
-    return Decimal(base_units).scaleb(-decimals)
+    """Exact: a Decimal with exactly `decimals` fractional digits, built from its digits so the
+    context's precision (28 digits) never rounds an 18-decimal uint256 amount."""
+    digits = tuple(int(d) for d in str(abs(base_units)))
+    return Decimal((1 if base_units < 0 else 0, digits, -decimals))
 
 
 def _tokens_fraction(chains) -> Fraction:

@@ -39,6 +39,8 @@ def quantity_to_nano(value) -> int:
         quantity = Decimal(str(value))
     except InvalidOperation:
         raise BrokerError(f"broker sent a non-numeric quantity {value!r}", code="broker_bad_response") from None
+    if not quantity.is_finite() or quantity.adjusted() > 12:
+        raise BrokerError(f"broker sent an impossible quantity {value!r}", code="broker_bad_response")
     nano = quantity * NANO
     if nano != nano.to_integral_value() or nano < 0:
         raise BrokerError(f"broker quantity {value!r} is not a whole number of nano-shares", code="broker_bad_response")

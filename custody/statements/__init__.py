@@ -16,7 +16,7 @@ from config.api import DomainError
 MAX_STATEMENT_BYTES = 20 * 1024 * 1024
 NANO = Decimal(10**9)
 # Digits, optionally a point and more digits: no exponents, signs, NaN or infinities.
-_PLAIN_DECIMAL = re.compile(r"^(\d{1,20})(?:\.(\d+))?$")
+_PLAIN_DECIMAL = re.compile(r"^([0-9]{1,20})(?:\.([0-9]+))?$")
 
 
 class StatementError(DomainError):

@@ -219,3 +219,11 @@ def test_cancel_through_services(alpaca_server, alpaca_broker, aapl):
     order = services.order_cancel(order=order, actor="user:1")
     assert order.status == BrokerOrder.Status.CANCELLED
     assert ("DELETE", f"/v2/orders/{ORDER_ID}") in [(r[0], r[1]) for r in alpaca_server.requests]
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-1", "1e999999", "0.0000000001", "abc"])
+def test_impossible_broker_quantities_refused(value):
+    from custody.brokers.alpaca import quantity_to_nano
+
+    with pytest.raises(BrokerError):
+        quantity_to_nano(value)
