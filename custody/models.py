@@ -252,7 +252,8 @@ class Fill(models.Model):
     order = models.ForeignKey(BrokerOrder, on_delete=models.PROTECT, related_name="fills")
     broker_fill_id = models.CharField(max_length=100)
     quantity_nano = models.BigIntegerField()
-    price = models.DecimalField(max_digits=20, decimal_places=6)
+    # Execution prices can carry sub-penny digits (Alpaca reports up to 9); stored exactly.
+    price = models.DecimalField(max_digits=24, decimal_places=10)
     gross_cents = models.BigIntegerField()
     fee_cents = models.BigIntegerField(default=0)
     executed_at = models.DateTimeField()

@@ -206,7 +206,8 @@ def _apply_snapshot(order: BrokerOrder, snapshot: OrderSnapshot, *, actor: str) 
     events: list[NewEvent] = []
     fills: list[Fill] = []
     for report in new_reports:
-        if report.quantity_nano <= 0 or report.price <= 0:
+        if (report.quantity_nano <= 0 or not report.price.is_finite() or report.price <= 0
+                or report.price.as_tuple().exponent < -10 or report.price.adjusted() >= 14):
             raise CustodyError(f"broker fill {report.broker_fill_id} has a non-positive quantity or price",
                                code="broker_bad_response", http_status=502)
         trade_date = calendar.trade_date_of(report.executed_at)
