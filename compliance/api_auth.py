@@ -6,7 +6,8 @@
     Signature: sig=:<base64>:
 
 A signature is required on every state-changing request and checked on any other request that
-carries one. It must cover the method, the path and the body digest, be created within the last five
+carries one. It must cover the method, the path (and "@query" when there is a query string) and the
+body digest, be created within the last five
 minutes, and carry a nonce never seen before for that key (nonces are kept in PostgreSQL).
 """
 
@@ -101,11 +102,11 @@ class MarketMakerAuthentication(authentication.BaseAuthentication):
         body = request.body if unsafe else None
         verifier = HTTPMessageVerifier(signature_algorithm=_ALGORITHMS[api_key.signature_alg],
                                        key_resolver=_KeyResolver(api_key))
+        required = REQUIRED_COMPONENTS if unsafe else ("@method", "@path")
+        if request.META.get("QUERY_STRING"):
+            required = (*required, "@query")  # parameters in the query must not be swappable either
         try:
-            results = verifier.verify(
-                _Message(request), max_age=None, body=body,
-                require_components=REQUIRED_COMPONENTS if unsafe else ("@method", "@path"),
-            )
+            results = verifier.verify(_Message(request), max_age=None, body=body, require_components=required)
         except (InvalidSignature, HTTPMessageSignaturesException) as exc:
             raise _Failed(f"signature verification failed: {exc}", "signature_invalid") from None
         params = results[0].parameters

@@ -192,6 +192,8 @@ def sign_request(credentials: Credentials, method: str, path: str, body: bytes |
     message = _Message(method, f"{scheme}://{host}{path}", headers)
     covered = ("@method", "@path") if method in {"GET", "HEAD", "OPTIONS"} else ("@method", "@path",
                                                                                  "content-digest")
+    if "?" in path:
+        covered = (*covered, "@query")
     signer.sign(message, key_id=credentials.key_id, created=created or datetime.now(tz=UTC),
                 nonce=nonce or secrets.token_hex(16), label="sig", covered_component_ids=covered,
                 body=body if "content-digest" in covered else None)

@@ -174,3 +174,26 @@ def test_secrets_are_not_stored_in_clear():
     assert mm.secret not in stored
     assert base64.urlsafe_b64encode(mm.credentials.hmac_key).decode().rstrip("=") not in stored
     assert mm.credentials.hmac_key.hex() not in stored
+
+
+def test_a_query_string_must_be_covered_and_cannot_be_swapped(client):
+    mm = f.make_market_maker(chains=())
+    signed = f.sign_request(mm.credentials, "GET", "/api/v1/wallets?chain=base", sign=True)
+    assert client.get("/api/v1/wallets?chain=base", headers=signed).status_code == 200
+    signed = f.sign_request(mm.credentials, "GET", "/api/v1/wallets?chain=base", sign=True)
+    swapped = client.get("/api/v1/wallets?chain=solana", headers=signed)
+    assert swapped.status_code == 401
+    unsigned_query = f.sign_request(mm.credentials, "GET", "/api/v1/wallets", sign=True)
+    assert client.get("/api/v1/wallets?chain=base", headers=unsigned_query).status_code == 401
+
+
+def test_the_issue_command_prints_working_credentials_once(client, capsys):
+    from django.core.management import call_command
+
+    participant = f.make_participant()
+    call_command("api_key_issue", "--participant", str(participant.id), "--scope", "trade")
+    issued = json.loads(capsys.readouterr().out)
+    creds = f.Credentials(key_id=issued["key_id"], secret=issued["secret"], signature_alg=issued["signature_alg"],
+                          hmac_key=base64.urlsafe_b64decode(issued["hmac_key"] + "=" * (-len(issued["hmac_key"]) % 4)))
+    body = new_wallet_body()
+    assert send(client, f.sign_request(creds, "POST", PATH, body), body).status_code == 201
