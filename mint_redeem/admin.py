@@ -138,7 +138,7 @@ class _RequestAdmin(admin.ModelAdmin):
         label, form_class, perm, call = self.actions_map[action]
         if not self._allowed(request, perm):
             raise PermissionDenied
-        form = form_class(request.POST or None)
+        form = form_class(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 call(obj, form.cleaned_data, request.user)
