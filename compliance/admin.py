@@ -41,6 +41,14 @@ class AmlRiskForm(ReasonForm):
     risk = forms.ChoiceField(choices=AmlRisk.choices)
 
 
+class DetailsForm(ReasonForm):
+    legal_name = forms.CharField(max_length=300, required=False, help_text="leave empty to keep")
+    jurisdiction = forms.CharField(max_length=2, required=False)
+    contact_name = forms.CharField(max_length=200, required=False)
+    contact_email = forms.EmailField(required=False)
+    contact_phone = forms.CharField(max_length=40, required=False)
+
+
 class LimitsForm(ReasonForm):
     min_request_cents = forms.IntegerField(min_value=0)
     max_request_cents = forms.IntegerField(min_value=0)
@@ -159,7 +167,7 @@ class ParticipantAdmin(admin.ModelAdmin):
     inlines = [CaseInline, ScreeningInline]
     add_fields = ["legal_name", "lei", "jurisdiction", "contact_name", "contact_email", "contact_phone", "aml_risk"]
     actions = ["approve_kyc", "reject_kyc", "suspend_kyc", "resubmit_kyc", "set_aml_risk", "set_limits",
-               "screen_now"]
+               "update_details", "screen_now"]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -232,6 +240,13 @@ class ParticipantAdmin(admin.ModelAdmin):
                                   participant=p, decided_by=u, reason=d["reason"],
                                   min_request_cents=d["min_request_cents"], max_request_cents=d["max_request_cents"],
                                   daily_limit_cents=d["daily_limit_cents"]))
+
+    @admin.action(description="Correct name, jurisdiction or contacts", permissions=["change"])
+    def update_details(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Correct details", form_class=DetailsForm,
+                              perform=lambda p, u, d: services.participant_update(
+                                  participant=p, changed_by=u, reason=d["reason"],
+                                  **{k: v for k, v in d.items() if k != "reason" and v}))
 
     @admin.action(description="Screen against the current sanctions list now", permissions=["change"])
     def screen_now(self, request, queryset):

@@ -112,6 +112,37 @@ def participant_create(
     return participant
 
 
+_EDITABLE = ("legal_name", "jurisdiction", "contact_name", "contact_email", "contact_phone")
+
+
+def participant_update(*, participant: Participant, changed_by, reason: str, **changes: str) -> Participant:
+    """Correct a participant's identity or contact details. A new legal name is screened again."""
+    reason = _require_reason(reason)
+    unknown = set(changes) - set(_EDITABLE)
+    if unknown:
+        raise InvalidInput(f"not editable here: {sorted(unknown)}", code="invalid_field")
+    if "jurisdiction" in changes:
+        changes["jurisdiction"] = validate_jurisdiction(changes["jurisdiction"])
+    if "legal_name" in changes:
+        changes["legal_name"] = (changes["legal_name"] or "").strip()
+        if not changes["legal_name"]:
+            raise InvalidInput("legal name is required", code="invalid_legal_name")
+    with transaction.atomic():
+        p = _lock(Participant, participant.pk)
+        diff = {k: v for k, v in changes.items() if getattr(p, k) != v}
+        if not diff:
+            return p
+        for field_name, value in diff.items():
+            setattr(p, field_name, value)
+        p.save(update_fields=[*diff, "updated_at"])
+        _record([NewEvent(stream=f"participant-{p.id}", type="compliance.participant_updated",
+                          data={"participant_id": p.id, "changes": diff, "reason": reason})], actor=_actor(changed_by))
+    if "legal_name" in diff:
+        participant_screen(participant=p, trigger="name_change")
+        p.refresh_from_db()
+    return p
+
+
 _KYC_TRANSITIONS: dict[str, set[str]] = {
     KycStatus.PENDING: {KycStatus.APPROVED, KycStatus.REJECTED},
     KycStatus.APPROVED: {KycStatus.APPROVED, KycStatus.SUSPENDED, KycStatus.EXPIRED, KycStatus.REJECTED},

@@ -186,3 +186,18 @@ def test_the_import_command_takes_a_url(live_server, capsys, settings):
         config.urls.urlpatterns.pop()
         clear_url_caches()
     assert "4 entries" in capsys.readouterr().out
+
+
+def test_a_legal_name_change_is_recorded_and_screened_again():
+    import_sample()
+    operations = f.make_staff("operations")
+    participant = f.make_participant(legal_name="Quiet Meadow Trading")
+    assert not participant.sanctions_hold
+    updated = services.participant_update(participant=participant, changed_by=operations,
+                                          reason="registry shows new name", legal_name="Blender.io")
+    assert updated.sanctions_hold
+    event = [e for e in read_stream(stream=f"participant-{participant.id}")
+             if e.type == "compliance.participant_updated"][0]
+    assert event.data["changes"] == {"legal_name": "Blender.io"}
+    assert event.metadata["actor"] == f"user:{operations.id}"
+    assert ScreeningResult.objects.filter(participant=participant, trigger="name_change", hit=True).exists()
