@@ -124,3 +124,11 @@ class ProductStatusChanged(EventData):
     product: str
     status: str
     reason: str
+
+
+@event_type("custody.product_multiplier_changed", version=1)
+class ProductMultiplierChanged(EventData):
+    product: str
+    previous: str
+    multiplier: str
+    reason: str

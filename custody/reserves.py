@@ -20,6 +20,7 @@ from fractions import Fraction
 from django.db import transaction
 
 from config.api import DomainError
+from custody.ledger_reads import balances_as_of_by_prefix
 from custody.models import ChainDeployment, TokenProduct
 from ledger.selectors import BalanceFigures, balances_by_prefix
 
@@ -142,10 +143,14 @@ class _Balances:
     tokens: dict[tuple[str, str], BalanceFigures]
 
 
-def _load_balances(*, asset: str | None = None) -> _Balances:
-    return _Balances(custody=balances_by_prefix(prefix="custody/", asset=asset),
-                     in_transit=balances_by_prefix(prefix="in_transit/", asset=asset),
-                     tokens=balances_by_prefix(prefix="tokens/"))
+def _load_balances(*, asset: str | None = None, position: int | None = None) -> _Balances:
+    if position is None:
+        return _Balances(custody=balances_by_prefix(prefix="custody/", asset=asset),
+                         in_transit=balances_by_prefix(prefix="in_transit/", asset=asset),
+                         tokens=balances_by_prefix(prefix="tokens/"))
+    return _Balances(custody=balances_as_of_by_prefix(prefix="custody/", asset=asset, position=position),
+                     in_transit=balances_as_of_by_prefix(prefix="in_transit/", asset=asset, position=position),
+                     tokens=balances_as_of_by_prefix(prefix="tokens/", position=position))
 
 
 def _figures(product: TokenProduct, deployments: list[ChainDeployment], balances: _Balances) -> ReserveFigures:
@@ -172,19 +177,16 @@ def _figures(product: TokenProduct, deployments: list[ChainDeployment], balances
                           shares_in_transit_nano=in_transit, tokens_by_chain=chains)
 
 
-def product_reserves(*, product: TokenProduct) -> ReserveFigures:
+def product_reserves(*, product: TokenProduct, position: int | None = None) -> ReserveFigures:
+    """The product's reserves now, or after the ledger event at `position` (for attestations and audits;
+    chain deployments and the multiplier are taken as they are now)."""
     deployments = list(ChainDeployment.objects.filter(product=product))
-    balances = _Balances(
-        custody=balances_by_prefix(prefix="custody/", asset=f"shares:{product.security.ticker}"),
-        in_transit=balances_by_prefix(prefix="in_transit/", asset=f"shares:{product.security.ticker}"),
-        tokens=balances_by_prefix(prefix="tokens/"),
-    )
-    return _figures(product, deployments, balances)
+    return _figures(product, deployments, _load_balances(asset=f"shares:{product.security.ticker}", position=position))
 
 
-def all_reserves(products: list[TokenProduct]) -> dict[int, ReserveFigures]:
+def all_reserves(products: list[TokenProduct], *, position: int | None = None) -> dict[int, ReserveFigures]:
     """Reserves of many products from three balance queries."""
-    balances = _load_balances()
+    balances = _load_balances(position=position)
     deployments: dict[int, list[ChainDeployment]] = {}
     for deployment in ChainDeployment.objects.filter(product__in=products):
         deployments.setdefault(deployment.product_id, []).append(deployment)

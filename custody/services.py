@@ -20,13 +20,14 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.api import DomainError
 from config.logging import current_correlation_id
 from custody import calendar
 from custody.brokers import BrokerError, OrderSnapshot, get_adapter
+from custody.ledger_reads import balances_as_of_by_prefix
 from custody.models import (
     Broker,
     BrokerOrder,
@@ -92,6 +93,29 @@ def product_status_set(*, product: TokenProduct, status: str, reason: str, actor
         product.save(update_fields=["status"])
         _append([NewEvent(stream=f"product-{product.symbol}", type="custody.product_status_changed",
                           data={"product": product.symbol, "status": status, "reason": reason.strip()})], actor=actor)
+    return product
+
+
+def product_multiplier_set(*, product: TokenProduct, multiplier: Decimal, reason: str, actor: str) -> TokenProduct:
+    """Change shares per token after a corporate action (a 2:1 split doubles it). Exact: at most 18
+    decimals, positive. The new multiplier applies to every outstanding token at once, so the shares
+    held must already reflect the action (reconcile first) or coverage will show it."""
+    if not isinstance(multiplier, Decimal) or not multiplier.is_finite() or multiplier <= 0:
+        raise CustodyError("multiplier must be a positive Decimal", code="invalid_multiplier")
+    if multiplier.as_tuple().exponent < -18 or multiplier.adjusted() >= 20:
+        raise CustodyError("multiplier must have at most 18 decimals and 20 integer digits", code="invalid_multiplier")
+    if not reason.strip():
+        raise CustodyError("a reason is required", code="reason_required")
+    with transaction.atomic():
+        product = TokenProduct.objects.select_for_update().get(pk=product.pk)
+        previous = product.multiplier
+        if previous == multiplier:
+            return product
+        product.multiplier = multiplier
+        product.save(update_fields=["multiplier"])
+        _append([NewEvent(stream=f"product-{product.symbol}", type="custody.product_multiplier_changed",
+                          data={"product": product.symbol, "previous": str(previous.normalize()),
+                                "multiplier": str(multiplier.normalize()), "reason": reason.strip()})], actor=actor)
     return product
 
 
@@ -590,31 +614,13 @@ def _compare(custodians: list[Custodian]) -> list[_Comparison]:
 
 
 def _expected_positions(custodian_code: str, position: int) -> dict[str, int]:
-    """Posted (settled) balance of every custody/<custodian>/<TICKER> account as of a log position,
-    in one query using the ledger's as-of index."""
+    """Posted (settled) balance of every custody/<custodian>/<TICKER> account as of a log position."""
     prefix = f"custody/{custodian_code}/"
-    like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT a.path, b.asset, p.posted_after
-            FROM ledger_balance b
-            JOIN ledger_account a ON a.id = b.account_id
-            JOIN LATERAL (
-                SELECT lp.posted_after FROM ledger_posting lp
-                WHERE lp.account_id = b.account_id AND lp.asset = b.asset AND lp.position <= %s
-                ORDER BY lp.position DESC, lp.line_no DESC LIMIT 1
-            ) p ON true
-            WHERE a.path LIKE %s AND b.asset LIKE 'shares:%%'
-            """,
-            [position, like],
-        )
-        rows = cursor.fetchall()
     positions = {}
-    for path, asset, posted in rows:
+    for (path, asset), figures in balances_as_of_by_prefix(prefix=prefix, position=position).items():
         ticker = path[len(prefix):]
-        if asset == share_asset(ticker) and int(posted):
-            positions[ticker] = int(posted)
+        if asset == share_asset(ticker) and figures.posted:
+            positions[ticker] = figures.posted
     return positions
 
 

@@ -152,3 +152,33 @@ def test_concurrent_mints_cannot_share_the_same_shares(committed, custodian, aap
         thread.join()
     assert sorted(outcomes) == ["insufficient_coverage", "minted"]
     assert balance(account="tokens/ethereum/AAPLx", asset="tok:AAPLx:ethereum").pending_in == 6 * E18
+
+
+def test_reserves_as_of_a_past_position(custodian, aapl, product):
+    from ledger.selectors import head
+
+    hold(custodian, aapl, 10 * NANO)
+    mint("ethereum", "AAPLx", 4 * E18)
+    before = head().position
+    hold(custodian, aapl, 5 * NANO, ref="h2")
+    mint("ethereum", "AAPLx", E18)
+    then = reserves.product_reserves(product=product, position=before)
+    now = reserves.product_reserves(product=product)
+    assert (then.shares_held_nano, then.tokens_outstanding, then.coverage) == (10 * NANO, Decimal(4), Decimal("2.5"))
+    assert (now.shares_held_nano, now.tokens_outstanding, now.coverage) == (15 * NANO, Decimal(5), Decimal(3))
+    assert reserves.product_reserves(product=product, position=0).shares_held_nano == 0
+
+
+def test_multiplier_change_after_a_split(custodian, aapl, product):
+    hold(custodian, aapl, 10 * NANO)
+    mint("ethereum", "AAPLx", 10 * E18)
+    assert reserves.product_reserves(product=product).coverage == Decimal(1)
+    hold(custodian, aapl, 10 * NANO, ref="split-2-for-1")  # the custodian credits the split shares
+    services.product_multiplier_set(product=product, multiplier=Decimal(2), reason="2:1 split", actor="user:1")
+    product.refresh_from_db()
+    assert product.multiplier == 2 and reserves.product_reserves(product=product).coverage == Decimal(1)
+    with pytest.raises(CoverageRefusal):
+        reserves.assert_mint_covered(product=product, chain="ethereum", quantity_base_units=1)
+    for bad in (Decimal(0), Decimal("-1"), Decimal("NaN"), Decimal("1e-19")):
+        with pytest.raises(services.CustodyError):
+            services.product_multiplier_set(product=product, multiplier=bad, reason="x", actor="user:1")
