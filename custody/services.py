@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from config.api import DomainError
@@ -51,6 +51,8 @@ from ledger.services import NewEvent, append
 logger = logging.getLogger(__name__)
 NANO = Decimal(10**9)
 SETTLE_BATCH = 200
+# Key of the transaction-level advisory lock that serialises reconciliation runs.
+_RECONCILIATION_LOCK = 0x637573746F6479
 
 
 class CustodyError(DomainError):
@@ -505,11 +507,13 @@ def reconciliation_run(*, actor: str, custodians: Sequence[Custodian] | None = N
     whose figures agree again is cleared."""
     now = timezone.now()
     custodian_list = list(custodians) if custodians is not None else list(Custodian.objects.all())
-    comparisons = _compare(custodian_list)
-    tolerance = dict(TokenProduct.objects.values_list("security_id", "break_tolerance_nano"))
-    tickers = dict(Security.objects.values_list("id", "ticker"))
-
     with transaction.atomic():
+        # One reconciliation at a time: two runs would race to open the same break.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_RECONCILIATION_LOCK])
+        comparisons = _compare(custodian_list)
+        tolerance = dict(TokenProduct.objects.values_list("security_id", "break_tolerance_nano"))
+        tickers = dict(Security.objects.values_list("id", "ticker"))
         run = ReconciliationRun.objects.create(actor=actor)
         open_breaks = {(b.custodian_id, b.security_id): b for b in ReconciliationBreak.objects.select_for_update()
                        .filter(status=ReconciliationBreak.Status.OPEN, custodian__in=custodian_list)}

@@ -144,3 +144,31 @@ def test_statements_of_several_accounts_are_summed(account, custodian, aapl, pro
                                               holdings=[(AAPL_ISIN, "4")], datetime_=True),
                               format="semt002", actor="user:1")
     assert recon().breaks_opened == 0
+
+
+def test_concurrent_reconciliations_open_each_break_once(committed, account, custodian, aapl, product):
+    import threading
+
+    from django.db import connection
+
+    receive(custodian, aapl, 10 * NANO, "r1")
+    statement("S1", [(AAPL_ISIN, "9")])
+    barrier = threading.Barrier(3)
+    errors: list[Exception] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            recon()
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert ReconciliationBreak.objects.count() == 1
