@@ -352,9 +352,46 @@ class ScreeningResultAdmin(ReadOnlyAdmin):
     search_fields = ["screened_value", "participant__legal_name"]
 
 
+class SanctionsUploadForm(forms.Form):
+    file = forms.FileField(help_text="sdn.xml")
+
+
 @admin.register(SanctionsList)
 class SanctionsListAdmin(ReadOnlyAdmin):
     list_display = ["id", "publish_date", "entry_count", "record_count", "is_current", "imported_at", "source"]
+
+    def get_urls(self):
+        from django.urls import path
+
+        return [path("import/", self.admin_site.admin_view(self.import_view), name="compliance_sanctions_import"),
+                *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "can_import": request.user.has_perm("compliance.import_sanctions")}
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def import_view(self, request):
+        from django.core.exceptions import PermissionDenied
+        from django.shortcuts import redirect
+
+        if not request.user.has_perm("compliance.import_sanctions"):
+            raise PermissionDenied
+        form = SanctionsUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                imported = services.sanctions_list_import(source=f"upload:{upload.name}", content=upload.read(),
+                                                          imported_by=request.user)
+            except DomainError as exc:
+                form.add_error("file", f"{exc.message} ({exc.code})")
+            else:
+                hits = imported.screenings.filter(hit=True).count()
+                self.message_user(request, f"Imported {imported.entry_count} entries; everyone re-screened, "
+                                           f"{hits} hit(s).", messages.SUCCESS)
+                return redirect("admin:compliance_sanctionslist_changelist")
+        context = {**self.admin_site.each_context(request), "form": form, "title": "Import SDN list",
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/compliance/sanctions_import.html", context)
 
 
 @admin.register(SanctionsEntry)

@@ -197,3 +197,17 @@ def test_the_issue_command_prints_working_credentials_once(client, capsys):
                           hmac_key=base64.urlsafe_b64decode(issued["hmac_key"] + "=" * (-len(issued["hmac_key"]) % 4)))
     body = new_wallet_body()
     assert send(client, f.sign_request(creds, "POST", PATH, body), body).status_code == 201
+
+
+def test_nonces_outside_the_window_are_pruned():
+    from django.utils import timezone
+
+    from compliance.api_auth import prune_nonces
+    from compliance.models import SignatureNonce
+
+    mm = f.make_market_maker(chains=())
+    SignatureNonce.objects.create(api_key=mm.api_key, nonce="fresh-nonce-000001")
+    old = SignatureNonce.objects.create(api_key=mm.api_key, nonce="old-nonce-00000001")
+    SignatureNonce.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(minutes=20))
+    assert prune_nonces() == 1
+    assert list(SignatureNonce.objects.values_list("nonce", flat=True)) == ["fresh-nonce-000001"]

@@ -268,3 +268,26 @@ def test_role_groups_exist_with_derived_permissions():
     assert groups[roles.MARKET_MAKER] == set()
     assert {"decide_case", "decide_kyc", "freeze_wallet"} <= groups[roles.COMPLIANCE_OFFICER]
     assert not {"decide_case", "decide_kyc", "freeze_wallet"} & groups[roles.OPERATIONS]
+
+
+def test_sanctions_upload_in_the_admin_is_for_compliance_officers_only(client, world):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from compliance.models import SanctionsList
+
+    content = f.sdn_xml([{"uid": 11, "last_name": "SOMEONE LISTED"}])
+    for role in (roles.OPERATIONS, roles.APPROVER, roles.AUDITOR):
+        client.force_login(world["staff"][role])
+        response = client.post("/admin/compliance/sanctionslist/import/",
+                               {"file": SimpleUploadedFile("sdn.xml", content)})
+        assert response.status_code == 403, role
+        client.logout()
+    assert not SanctionsList.objects.exists()
+    client.force_login(world["staff"][roles.COMPLIANCE_OFFICER])
+    assert b"Import SDN list" in client.get("/admin/compliance/sanctionslist/").content
+    bad = client.post("/admin/compliance/sanctionslist/import/", {"file": SimpleUploadedFile("x.xml", b"<html/>")})
+    assert bad.status_code == 200 and b"invalid_sanctions_file" in bad.content
+    ok = client.post("/admin/compliance/sanctionslist/import/", {"file": SimpleUploadedFile("sdn.xml", content)})
+    assert ok.status_code == 302
+    current = SanctionsList.objects.get(is_current=True)
+    assert current.imported_by == world["staff"][roles.COMPLIANCE_OFFICER] and current.entry_count == 1
