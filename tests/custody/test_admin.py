@@ -77,3 +77,16 @@ def test_staff_without_permission_cannot_resolve(client, django_user_model, acco
     assert response.status_code == 403
     item.refresh_from_db()
     assert item.status == "open"
+
+
+def test_every_custody_admin_page_renders(admin_client, broker, account, product):
+    from custody.demo import seed_demo
+
+    seed_demo()
+    for model in ("security", "tokenproduct", "broker", "custodian", "brokerorder", "fill", "statement",
+                  "reconciliationbreak", "reconciliationrun", "inkindtransfer"):
+        response = admin_client.get(reverse(f"admin:custody_{model}_changelist"))
+        assert response.status_code == 200, model
+    for model in ("security", "tokenproduct", "broker", "custodian"):
+        assert admin_client.get(reverse(f"admin:custody_{model}_add")).status_code == 200, model
+    assert admin_client.get(reverse("admin:custody_statement_upload")).status_code == 200
