@@ -45,3 +45,15 @@ def test_the_openapi_schema_documents_the_market_maker_endpoints(client, admin_u
     post = schema["paths"]["/api/v1/wallets"]["post"]
     assert any(p["name"] == "Idempotency-Key" and p["required"] for p in post["parameters"])
     assert "MarketMakerApiKey" in schema["components"]["securitySchemes"]
+
+
+def test_compliance_events_verify_in_the_ledger():
+    from ledger import integrity
+    from ledger.models import Event
+
+    seed_demo()
+    types = set(Event.objects.filter(event_type__startswith="compliance.").values_list("event_type", flat=True))
+    assert {"compliance.participant_created", "compliance.kyc_status_changed", "compliance.limits_changed",
+            "compliance.wallet_registered", "compliance.wallet_verified", "compliance.api_key_created",
+            "compliance.sanctions_list_imported"} <= types
+    assert integrity.verify() == []
