@@ -68,9 +68,24 @@ class SecurityAdmin(admin.ModelAdmin):
         return False
 
 
+class ChainDeploymentForm(forms.ModelForm):
+    class Meta:
+        model = ChainDeployment
+        fields = ("chain", "decimals", "address")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Registered deployments are fixed (decimals give meaning to base units already on the ledger).
+            for field in self.fields.values():
+                field.disabled = True
+
+
 class ChainDeploymentInline(admin.TabularInline):
     model = ChainDeployment
+    form = ChainDeploymentForm
     extra = 0
+    can_delete = False
 
 
 @admin.register(TokenProduct)
@@ -132,6 +147,24 @@ class TokenProductAdmin(admin.ModelAdmin):
         if obj is None or obj.pk is None:
             return "-"
         return format_html("<pre>{}</pre>", json.dumps(self._figures(obj).as_dict(), indent=2))
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # Only reference fields (tolerance) are editable here; status and multiplier go through services.
+            super().save_model(request, obj, form, change)
+            return
+        registered = services.product_register(symbol=obj.symbol, security=obj.security, actor=_actor(request),
+                                               multiplier=obj.multiplier,
+                                               break_tolerance_nano=obj.break_tolerance_nano)
+        obj.pk, obj.created_at = registered.pk, registered.created_at
+        obj._state.adding, obj._state.db = False, registered._state.db
+
+    def save_formset(self, request, form, formset, change):
+        for deployment in formset.save(commit=False):
+            if deployment.pk is None:
+                services.deployment_register(product=form.instance, chain=deployment.chain,
+                                             decimals=deployment.decimals, address=deployment.address,
+                                             actor=_actor(request))
 
     @admin.action(description="Pause minting of the selected products")
     def pause_minting(self, request, queryset):

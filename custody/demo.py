@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from custody import services
 from custody.models import (
     Broker,
     ChainDeployment,
@@ -44,6 +45,10 @@ def seed_demo() -> None:
         security, _ = Security.objects.get_or_create(
             ticker=ticker, defaults={"isin": isin, "cusip": cusip, "exchange_mic": mic, "name": name})
         SimulatedPrice.objects.get_or_create(broker=broker, security=security, defaults={"price": price})
-        product, _ = TokenProduct.objects.get_or_create(symbol=f"{ticker}x", defaults={"security": security})
+        product = TokenProduct.objects.filter(symbol=f"{ticker}x").first()
+        if product is None:
+            product = services.product_register(symbol=f"{ticker}x", security=security, actor="system")
         for chain, decimals in DEPLOYMENTS:
-            ChainDeployment.objects.get_or_create(product=product, chain=chain, defaults={"decimals": decimals})
+            if not ChainDeployment.objects.filter(product=product, chain=chain).exists():
+                services.deployment_register(product=product, chain=chain, decimals=decimals, address="",
+                                             actor="system")

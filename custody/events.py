@@ -132,3 +132,19 @@ class ProductMultiplierChanged(EventData):
     previous: str
     multiplier: str
     reason: str
+
+
+@event_type("custody.product_registered", version=1)
+class ProductRegistered(EventData):
+    product: str
+    ticker: str
+    isin: str
+    multiplier: str
+
+
+@event_type("custody.deployment_registered", version=1)
+class DeploymentRegistered(EventData):
+    product: str
+    chain: str
+    decimals: int
+    address: str

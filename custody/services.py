@@ -31,6 +31,7 @@ from custody.ledger_reads import balances_as_of_by_prefix
 from custody.models import (
     Broker,
     BrokerOrder,
+    ChainDeployment,
     Custodian,
     CustodyAccount,
     Fill,
@@ -80,6 +81,43 @@ def _append(events: Sequence[NewEvent], *, actor: str, idempotency_key: str | No
 
 
 # ---------------------------------------------------------------- products
+
+
+def product_register(*, symbol: str, security: Security, actor: str, multiplier: Decimal = Decimal(1),
+                     break_tolerance_nano: int = 0) -> TokenProduct:
+    """Create a token product backed by `security` (one product per security) and record it."""
+    product = TokenProduct(symbol=symbol, security=security, multiplier=multiplier,
+                           break_tolerance_nano=break_tolerance_nano)
+    _validate(product)
+    with transaction.atomic():
+        product.save()
+        _append([NewEvent(stream=f"product-{product.symbol}", type="custody.product_registered", data={
+            "product": product.symbol, "ticker": security.ticker, "isin": security.isin,
+            "multiplier": str(Decimal(multiplier).normalize())})], actor=actor)
+    return product
+
+
+def deployment_register(*, product: TokenProduct, chain: str, decimals: int, address: str, actor: str
+                        ) -> ChainDeployment:
+    """Record the product's token contract (EVM) or mint (Solana) on a chain. A deployment's decimals
+    never change once registered: base units already on the ledger would silently change meaning."""
+    deployment = ChainDeployment(product=product, chain=chain, decimals=decimals, address=address)
+    _validate(deployment)
+    with transaction.atomic():
+        deployment.save()
+        _append([NewEvent(stream=f"product-{product.symbol}", type="custody.deployment_registered", data={
+            "product": product.symbol, "chain": chain, "decimals": decimals, "address": address})], actor=actor)
+    return deployment
+
+
+def _validate(instance) -> None:
+    from django.core.exceptions import ValidationError
+
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        raise CustodyError(f"invalid {type(instance).__name__}: {exc.message_dict}", code="invalid_reference_data",
+                           details=exc.message_dict) from None
 
 
 def product_status_set(*, product: TokenProduct, status: str, reason: str, actor: str) -> TokenProduct:

@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
@@ -90,3 +91,32 @@ def test_every_custody_admin_page_renders(admin_client, broker, account, product
     for model in ("security", "tokenproduct", "broker", "custodian"):
         assert admin_client.get(reverse(f"admin:custody_{model}_add")).status_code == 200, model
     assert admin_client.get(reverse("admin:custody_statement_upload")).status_code == 200
+
+
+def test_product_and_deployments_registered_through_admin_are_recorded(admin_client, aapl):
+    from custody.models import TokenProduct
+    from ledger.selectors import read_stream
+
+    data = {"symbol": "AAPLx", "security": aapl.pk, "multiplier": "1", "break_tolerance_nano": "0",
+            "deployments-TOTAL_FORMS": "1", "deployments-INITIAL_FORMS": "0", "deployments-MIN_NUM_FORMS": "0",
+            "deployments-MAX_NUM_FORMS": "1000", "deployments-0-chain": "ethereum", "deployments-0-decimals": "18",
+            "deployments-0-address": "0x" + "cd" * 20}
+    response = admin_client.post(reverse("admin:custody_tokenproduct_add"), data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    product = TokenProduct.objects.get(symbol="AAPLx")
+    assert list(product.deployments.values_list("chain", "decimals")) == [("ethereum", 18)]
+    assert [e.type for e in read_stream(stream="product-AAPLx")] == ["custody.product_registered",
+                                                                     "custody.deployment_registered"]
+
+
+def test_register_services_validate(aapl, product):
+    from custody import services
+
+    with pytest.raises(services.CustodyError) as exc:
+        services.product_register(symbol="AAPLy", security=aapl, actor="user:1")  # one product per security
+    assert exc.value.code == "invalid_reference_data"
+    with pytest.raises(services.CustodyError):
+        services.deployment_register(product=product, chain="ethereum", decimals=6, address="0x", actor="user:1")
+    with pytest.raises(services.CustodyError):
+        services.deployment_register(product=product, chain="base", decimals=99, address="0x", actor="user:1")
+    services.deployment_register(product=product, chain="base", decimals=18, address="0x" + "ef" * 20, actor="user:1")
