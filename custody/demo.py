@@ -33,7 +33,8 @@ DEMO_BROKER = "sim"
 
 
 @transaction.atomic
-def seed_demo() -> None:
+def seed_demo() -> dict:
+    """Returns a summary of what exists (for the top-level seed command to print)."""
     custodian, _ = Custodian.objects.get_or_create(
         code=DEMO_CUSTODIAN, defaults={"name": "Demo Custody Bank N.A.", "bic": "DEMOUS33XXX"})
     CustodyAccount.objects.get_or_create(account_number=DEMO_ACCOUNT,
@@ -52,3 +53,6 @@ def seed_demo() -> None:
             if not ChainDeployment.objects.filter(product=product, chain=chain).exists():
                 services.deployment_register(product=product, chain=chain, decimals=decimals, address="",
                                              actor="system")
+    return {"securities": [t for t, *_ in SECURITIES], "products": [f"{t}x" for t, *_ in SECURITIES],
+            "chains": [c for c, _ in DEPLOYMENTS], "broker": DEMO_BROKER, "custodian": DEMO_CUSTODIAN,
+            "custody_account": DEMO_ACCOUNT}

@@ -155,3 +155,19 @@ def test_management_command(account, aapl, tmp_path, capsys):
     with pytest.raises(CommandError, match="hostile_statement"):
         call_command("custody_import_statement", str(bad))
     assert Statement.objects.count() == 1
+
+
+def test_simulated_custodian_statement_round_trips(account, custodian, aapl, msft, tmp_path):
+    from custody.statements.generate import simulated_statement
+
+    for ref, security, qty in (("a", aapl, 1_500_000_001), ("m", msft, 7 * 10**9)):
+        services.shares_receive_in_kind(custodian=custodian, security=security, quantity_nano=qty,
+                                        from_account="participant/1/shares", reference=ref,
+                                        custodian_confirmation="c", actor="user:1")
+    for fmt in ("semt002", "csv"):
+        statement = imp(simulated_statement(account=account, format=fmt), fmt).statement
+        assert {h.security.ticker: h.quantity_nano for h in statement.holdings.all()} == {
+            "AAPL": 1_500_000_001, "MSFT": 7 * 10**9}
+    out = tmp_path / "s.xml"
+    call_command("custody_simulated_statement", "SAFE-0001", str(out))
+    assert b"SctiesBalCtdyRpt" in out.read_bytes()

@@ -1,0 +1,26 @@
+"""Write the statement a simulated custodian would send for an account (for demos and drills)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from custody.models import CustodyAccount
+from custody.statements.generate import simulated_statement
+
+
+class Command(BaseCommand):
+    help = "Write a semt.002 (or CSV) statement of an account's settled positions as the ledger holds them."
+
+    def add_arguments(self, parser):
+        parser.add_argument("account")
+        parser.add_argument("output")
+        parser.add_argument("--format", choices=["semt002", "csv"], default="semt002")
+
+    def handle(self, *args, **options):
+        account = CustodyAccount.objects.select_related("custodian").filter(account_number=options["account"]).first()
+        if account is None:
+            raise CommandError(f"unknown_account: no custody account {options['account']}")
+        Path(options["output"]).write_bytes(simulated_statement(account=account, format=options["format"]))
+        self.stdout.write(f"wrote {options['output']}")
