@@ -129,3 +129,10 @@ class WebhookSerializer(serializers.Serializer):
     url = serializers.CharField()
     active = serializers.BooleanField()
     secret = serializers.CharField(required=False, help_text="shown once, at creation")
+
+
+class SignatureCheckSerializer(serializers.Serializer):
+    key_id = serializers.CharField()
+    participant = serializers.IntegerField()
+    scope = serializers.CharField()
+    signature_alg = serializers.CharField()

@@ -51,6 +51,11 @@ logger = logging.getLogger(__name__)
 NANO = 10**9
 BANK = "issuer_cash/bank"
 MAX_QUANTITY_NANO = 10**18  # a billion shares: far above any real request, far below bigint
+# States whose next step a task takes without anyone acting (kicked on entry, swept by the beat).
+AUTOMATIC_STATES = {
+    "mint": ("funded", "order_placed", "filled", "settling", "settled", "shares_received"),
+    "redemption": ("burned", "order_placed", "filled", "settling"),
+}
 
 
 class RequestError(DomainError):
@@ -101,15 +106,16 @@ def parse_quantity(quantity: str) -> int:
 
 
 def quote(*, product_symbol: str, chain: str, quantity: str) -> Quote:
-    product = TokenProduct.objects.select_related("security").filter(symbol=product_symbol).first()
-    if product is None:
-        raise RequestError(f"unknown product {product_symbol!r}", code="unknown_product", http_status=404)
-    deployment = ChainDeployment.objects.filter(product=product, chain=chain).first()
+    terms = (ProductTerms.objects.select_related("product__security", "broker", "custodian")
+             .filter(product__symbol=product_symbol).first())
+    if terms is None:
+        if not TokenProduct.objects.filter(symbol=product_symbol).exists():
+            raise RequestError(f"unknown product {product_symbol!r}", code="unknown_product", http_status=404)
+        raise RequestError(f"{product_symbol} is not open for primary-market requests", code="product_not_offered")
+    product = terms.product
+    deployment = ChainDeployment.objects.filter(product_id=product.pk, chain=chain).first()
     if deployment is None:
         raise RequestError(f"{product.symbol} is not deployed on {chain!r}", code="unknown_chain")
-    terms = ProductTerms.objects.filter(product=product).select_related("broker", "custodian").first()
-    if terms is None:
-        raise RequestError(f"{product.symbol} is not open for primary-market requests", code="product_not_offered")
     quantity_nano = parse_quantity(quantity)
     # tokens = shares / multiplier; base units = tokens * 10**decimals; must come out whole.
     base_units = Fraction(quantity_nano, NANO) / Fraction(product.multiplier) * 10**deployment.decimals
@@ -173,7 +179,8 @@ def _transition(request, event: str, *, actor: str, reason: str = "", refs: dict
         _append(request, events, actor=actor, expected_version=request.version - len(
             [e for e in events if e.stream == request.stream]))
     _notify(request, event_type=f"{kind}.{target}", previous_state=previous_state)
-    transaction.on_commit(lambda: _kick(kind, request.pk))
+    if target in AUTOMATIC_STATES[kind]:
+        transaction.on_commit(lambda: _kick(kind, request.pk))
     return events
 
 
@@ -201,11 +208,13 @@ def mint_request_create(*, participant: Participant, product_symbol: str, chain:
     notional = q.cash_due_cents if funding == MintRequest.Funding.CASH else q.notional_cents
     with transaction.atomic():
         gates.assert_may_transact(participant=participant, wallet=wallet, notional_cents=notional)
+        # Requested and accepted in one step (the gate just passed), so the row is written once.
+        accepted = next_state(MintLifecycle, "requested", "accept", in_kind=funding == MintRequest.Funding.IN_KIND)
         mint = MintRequest.objects.create(
             participant=participant, product=q.product, chain=chain, wallet=wallet, quantity_nano=q.quantity_nano,
             token_base_units=q.token_base_units, notional_cents=notional, funding=funding,
             cash_due_cents=q.cash_due_cents if funding == MintRequest.Funding.CASH else 0,
-            state="requested", needs_approval=notional > q.terms.approval_threshold_cents,
+            state=accepted, version=2, needs_approval=notional > q.terms.approval_threshold_cents,
             idempotency_key=idempotency_key[:200], created_by=actor)
         compliance_services.notional_usage_record(participant=participant, notional_cents=notional,
                                                   reference=mint.stream)
@@ -214,9 +223,11 @@ def mint_request_create(*, participant: Participant, product_symbol: str, chain:
             "wallet_address": wallet.address, "quantity_nano": q.quantity_nano,
             "token_base_units": q.token_base_units, "funding": funding, "notional_cents": notional,
             "cash_due_cents": mint.cash_due_cents, "needs_approval": mint.needs_approval})
-        mint.version = 1
-        events = _transition(mint, "accept", actor=actor, reason="compliance checks passed", append_events=False)
-        _append(mint, [requested, *events], actor=actor, expected_version=0)
+        accept = NewEvent(stream=mint.stream, type=f"mint.{accepted}", data={
+            "request_id": mint.pk, "from_state": "requested", "to_state": accepted,
+            "reason": "compliance checks passed", "refs": {}})
+        _append(mint, [requested, accept], actor=actor, expected_version=0)
+        _notify(mint, event_type=f"mint.{accepted}", previous_state="requested")
     return mint
 
 

@@ -13,8 +13,8 @@ from mint_redeem.models import MintRequest, Redemption, WebhookDelivery
 logger = logging.getLogger(__name__)
 
 ACTOR = "task:advance_requests"
-MINT_AUTOMATIC_STATES = ("funded", "order_placed", "settling", "settled", "shares_received")
-REDEMPTION_AUTOMATIC_STATES = ("burned", "order_placed", "settling")
+MINT_AUTOMATIC_STATES = services.AUTOMATIC_STATES["mint"]
+REDEMPTION_AUTOMATIC_STATES = services.AUTOMATIC_STATES["redemption"]
 
 
 @shared_task(name="mint_redeem.advance_request", acks_late=True)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("redemptions/<int:redemption_id>/cancel", views.RedemptionCancelView.as_view(), name="redemption-cancel"),
     path("products", views.ProductListView.as_view(), name="product-list"),
     path("webhooks", views.WebhookListView.as_view(), name="webhook-list"),
+    path("signature-check", views.SignatureCheckView.as_view(), name="signature-check"),
 ]

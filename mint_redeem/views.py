@@ -23,6 +23,7 @@ from mint_redeem.serializers import (
     RedemptionCreateSerializer,
     RedemptionDetailSerializer,
     RedemptionSerializer,
+    SignatureCheckSerializer,
     WebhookCreateSerializer,
     WebhookSerializer,
 )
@@ -204,3 +205,15 @@ class WebhookListView(MarketMakerView):
         endpoint, secret = webhooks.endpoint_register(participant=self.participant(), url=body.validated_data["url"])
         return Response({"id": endpoint.id, "url": endpoint.url, "active": endpoint.active, "secret": secret},
                         status=status.HTTP_201_CREATED)
+
+
+class SignatureCheckView(MarketMakerView):
+    """Lets a market maker test its API key and RFC 9421 signing end to end without changing anything
+    (and gives the API benchmark the framework's ceiling: the full authentication path, no work)."""
+
+    @extend_schema(request=None, responses=SignatureCheckSerializer,
+                   summary="Check your API key and request signature (no effect, no Idempotency-Key needed)")
+    def post(self, request):
+        key = request.auth
+        return Response({"key_id": key.key_id, "participant": key.participant_id, "scope": key.scope,
+                         "signature_alg": key.signature_alg})

@@ -213,3 +213,14 @@ def test_orders_wait_for_the_market_to_open(market, mm, api, operations):
     services.mint_advance(mint=mint, actor="task:test", now=monday_open)
     mint.refresh_from_db()
     assert mint.state == "settling"
+
+
+def test_signature_check_authenticates_and_changes_nothing(market, mm, api):
+    head = selectors.head()
+    response = api.post("/api/v1/signature-check", {})
+    assert response.status_code == 200
+    assert response.json()["participant"] == mm.participant.pk
+    assert selectors.head() == head
+    unsigned = api.client.post("/api/v1/signature-check", data=b"{}", content_type="application/json",
+                               HTTP_AUTHORIZATION=f"ApiKey {mm.credentials.token}")
+    assert unsigned.status_code == 401

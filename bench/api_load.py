@@ -1,0 +1,274 @@
+#!/usr/bin/env python
+"""API load: 32 concurrent market-maker clients creating signed, idempotent mint requests against the
+production server (gunicorn, ISSUER_ENV=production) on the embedded PostgreSQL, and, in the same run,
+the same server's rate on an authenticated no-op (POST /api/v1/signature-check: the full API-key and
+RFC 9421 verification path, no work) as the framework's ceiling.
+
+Requests are signed before the clock starts (signatures stay valid for 5 minutes, and each carries a
+fresh nonce), so the load generator spends its CPU on HTTP, not on signing: both share the machine's
+two cores with the server. Prints one JSON line.
+
+    .venv/bin/python bench/api_load.py [--seconds 20] [--clients 32] [--workers 4] [--threads 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATABASE = "bench_api"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def fresh_database_url() -> str:
+    import psycopg
+
+    if os.environ.get("DATABASE_URL"):
+        base = os.environ["DATABASE_URL"]
+    else:
+        os.environ.setdefault("ISSUER_ENV", "test")
+        from config import embedded
+
+        base = embedded.postgres_url("postgres")
+    admin = urlunsplit(urlsplit(base)._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+    return urlunsplit(urlsplit(base)._replace(path=f"/{DATABASE}"))
+
+
+def seed(clients: int):
+    """One product and `clients` approved market makers, each with a verified wallet and an API key."""
+    from decimal import Decimal
+
+    from custody.models import Broker, ChainDeployment, Custodian, Security, SimulatedPrice, TokenProduct
+    from mint_redeem.models import ProductTerms
+    from tests.compliance.factories import make_market_maker
+
+    security = Security.objects.create(ticker="AAPL", isin="US0378331005", cusip="037833100", exchange_mic="XNAS",
+                                       name="Apple Inc.")
+    custodian = Custodian.objects.create(code="bny", name="Custody Bank")
+    broker = Broker.objects.create(code="sim", name="Simulated", custodian=custodian)
+    SimulatedPrice.objects.create(broker=broker, security=security, price=Decimal("200"))
+    product = TokenProduct.objects.create(symbol="AAPLx", security=security, multiplier=Decimal(1))
+    ChainDeployment.objects.create(product=product, chain="ethereum", decimals=18, address="0x" + "ab" * 20)
+    ProductTerms.objects.create(product=product, broker=broker, custodian=custodian, reference_price=Decimal("200"))
+    makers = []
+    for _ in range(clients):
+        makers.append(make_market_maker(chains=("ethereum",), daily_limit_cents=10**15, max_request_cents=10**12))
+    return makers
+
+
+def presign(makers, per_client: int, path: str, payload_for) -> list[list[tuple[str, dict, bytes]]]:
+    from tests.compliance.factories import sign_request
+
+    plans = []
+    for mm in makers:
+        plan = []
+        for i in range(per_client):
+            body = json.dumps(payload_for(mm, i)).encode()
+            headers = sign_request(mm.credentials, "POST", path, body, host="127.0.0.1",
+                                   idempotency_key=secrets.token_hex(16))
+            headers["Content-Type"] = "application/json"
+            plan.append((path, headers, body))
+        plans.append(plan)
+    return plans
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(database_url: str, broker_url: str, port: int, workers: int, threads: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "ISSUER_ENV": "production",
+        "SECRET_KEY": os.environ["SECRET_KEY"],  # API keys' HMAC secrets are stored encrypted under it
+        "DATABASE_URL": database_url,
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_DEFAULT_QUEUE": "bench-api",  # nothing consumes it: the bench measures the request path
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "LOG_LEVEL": "WARNING",
+        "DB_CONN_MAX_AGE": "600",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+         "--log-level", "warning", "--keep-alive", "30"],
+        cwd=ROOT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            conn.getresponse().read()
+            return server
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def _client_process(port: int, plans, seconds: float, start_at: float, out) -> None:
+    """Run one thread per plan: send its pre-signed requests back to back until time is up."""
+    results = []
+    lock = threading.Lock()
+
+    def run(plan):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        latencies, statuses = [], {}
+        while time.time() < start_at:
+            time.sleep(0.001)
+        stop_at = start_at + seconds
+        for path, headers, body in plan:
+            if time.time() >= stop_at:
+                break
+            began = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            latencies.append(time.perf_counter() - began)
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+        with lock:
+            results.append((latencies, statuses, time.time()))
+        conn.close()
+
+    threads = [threading.Thread(target=run, args=(plan,)) for plan in plans]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    out.put(results)
+
+
+def load(port: int, plans, seconds: float, processes: int) -> dict:
+    queue = multiprocessing.Queue()
+    start_at = time.time() + 2.0
+    groups = [plans[i::processes] for i in range(processes)]
+    procs = [multiprocessing.Process(target=_client_process, args=(port, group, seconds, start_at, queue))
+             for group in groups if group]
+    for proc in procs:
+        proc.start()
+    collected = [item for _ in procs for item in queue.get()]
+    for proc in procs:
+        proc.join()
+    latencies = sorted(lat for lats, _s, _t in collected for lat in lats)
+    statuses: dict[int, int] = {}
+    for _l, s, _t in collected:
+        for code, count in s.items():
+            statuses[code] = statuses.get(code, 0) + count
+    elapsed = max(t for _l, _s, t in collected) - start_at
+    exhausted = any(len(lats) == len(plan) for (lats, _s, _t), plan in zip(collected, plans, strict=False))
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
+
+    return {"requests": len(latencies), "seconds": round(elapsed, 2),
+            "requests_per_s": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())}, "plan_exhausted": exhausted}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument("--max-rate", type=int, default=1500, help="requests/s to pre-sign for")
+    args = parser.parse_args()
+
+    database_url = fresh_database_url()
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
+    os.environ.setdefault("ISSUER_ENV", "test")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connections
+
+    log(f"migrating {DATABASE} ...")
+    call_command("migrate", verbosity=0)
+    log(f"seeding {args.clients} market makers ...")
+    makers = seed(args.clients)
+    per_client = int(args.max_rate * (args.seconds + 5) / args.clients) + 50
+    log(f"pre-signing {per_client} requests per client ...")
+    mint_plans = presign(makers, per_client, "/api/v1/mints", lambda mm, i: {
+        "product": "AAPLx", "chain": "ethereum", "quantity": "1", "wallet": mm.wallets["ethereum"].pk,
+        "funding": "cash"})
+    noop_plans = presign(makers, per_client, "/api/v1/signature-check", lambda mm, i: {})
+    connections.close_all()
+
+    port = free_port()
+    server = start_server(database_url, settings.CELERY_BROKER_URL, port, args.workers, args.threads)
+    try:
+        log("warming up ...")
+        load(port, [plan[:20] for plan in noop_plans], 3, args.client_processes)
+        log(f"ceiling: authenticated no-op, {args.clients} clients, {args.seconds} s ...")
+        ceiling = load(port, [plan[20:] for plan in noop_plans], args.seconds, args.client_processes)
+        log(f"mints: {args.clients} clients, {args.seconds} s ...")
+        mints = load(port, mint_plans, args.seconds, args.client_processes)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    from mint_redeem.models import MintRequest
+
+    created = MintRequest.objects.count()
+    from ledger import integrity
+
+    problems = integrity.verify(check_projections=False)
+    result = {
+        "bench": "api_load",
+        "machine": {"cpu": _cpu(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "postgres": connections["default"].cursor().connection.info.server_version},
+        "server": {"gunicorn_workers": args.workers, "threads": args.threads, "profile": "production"},
+        "clients": args.clients,
+        "mint_create": mints,
+        "noop_ceiling": ceiling,
+        "mint_vs_ceiling": round(mints["requests_per_s"] / ceiling["requests_per_s"], 3),
+        "mints_recorded": created,
+        "mints_answered_201": mints["statuses"].get("201", 0),
+        "ledger_verify_problems": len(problems),
+        "targets": {"requests_per_s>=300": mints["requests_per_s"] >= 300, "p99_ms<100": mints["p99_ms"] < 100,
+                    "ceiling_share>=0.4": mints["requests_per_s"] / ceiling["requests_per_s"] >= 0.4},
+    }
+    print(json.dumps(result))
+    return 0
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
