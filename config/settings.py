@@ -190,6 +190,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Mint funding and redemption payout are the same choice: settle in cash or in kind.
+    "ENUM_NAME_OVERRIDES": {"CashOrInKindEnum": "mint_redeem.models.MintRequest.Funding"},
 }
 
 # --- Logging ----------------------------------------------------------------------------------

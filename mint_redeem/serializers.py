@@ -136,3 +136,13 @@ class SignatureCheckSerializer(serializers.Serializer):
     participant = serializers.IntegerField()
     scope = serializers.CharField()
     signature_alg = serializers.CharField()
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="stable, machine-readable: e.g. kyc_expired, insufficient_funding")
+    message = serializers.CharField(help_text="for humans; may change")
+    details = serializers.JSONField(required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import django_filters
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -16,6 +16,7 @@ from mint_redeem import selectors, services, webhooks
 from mint_redeem.models import MintRequest, Redemption, WebhookEndpoint
 from mint_redeem.serializers import (
     CancelSerializer,
+    ErrorSerializer,
     MintCreateSerializer,
     MintDetailSerializer,
     MintSerializer,
@@ -27,6 +28,28 @@ from mint_redeem.serializers import (
     WebhookCreateSerializer,
     WebhookSerializer,
 )
+
+
+def _error(description: str, code: str, message: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description, examples=[
+        OpenApiExample(code, value={"error": {"code": code, "message": message}})])
+
+
+CREATE_ERRORS = {
+    400: _error("invalid input", "invalid_quantity", "quantity has more than 9 decimal places"),
+    401: _error("missing or bad API key or signature", "signature_invalid", "signature verification failed"),
+    403: _error("refused by a compliance gate", "kyc_expired", "this participant's KYC has expired"),
+    404: _error("unknown product or wallet", "unknown_wallet", "unknown wallet"),
+    409: _error("paused product, Idempotency-Key reuse or a request in flight", "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request"),
+    422: _error("outside the participant's limits", "above_daily_limit",
+                "this request would exceed the daily notional cap"),
+}
+ACTION_ERRORS = {
+    404: _error("not one of your requests", "not_found", "Not found."),
+    409: _error("not allowed in the request's current state", "transition_not_allowed",
+                "cannot cancel a request that is minting"),
+}
 
 
 class NewestFirst(CursorPagination):
@@ -85,7 +108,7 @@ class MintListView(_ListMixin, MarketMakerView):
     def get(self, request):
         return self.paginated(request, selectors.mints_of(participant_id=request.auth.participant_id))
 
-    @extend_schema(request=MintCreateSerializer, responses={201: MintSerializer}, parameters=[IDEMPOTENCY_HEADER],
+    @extend_schema(request=MintCreateSerializer, responses={201: MintSerializer, **CREATE_ERRORS}, parameters=[IDEMPOTENCY_HEADER],
                    summary="Request a mint",
                    description="Compliance is checked now and again before the chain step. A cash mint "
                                "waits for `cash_due_cents` to arrive; orders go out when the market is open.")
@@ -109,7 +132,7 @@ def _own(queryset, pk):
 
 
 class MintDetailView(MarketMakerView):
-    @extend_schema(responses=MintDetailSerializer, summary="One mint request with its full event history")
+    @extend_schema(responses={200: MintDetailSerializer, **ACTION_ERRORS}, summary="One mint request with its full event history")
     def get(self, request, mint_id: int):
         mint = _own(selectors.mints_of(participant_id=request.auth.participant_id), mint_id)
         mint.events = selectors.request_history(request=mint)
@@ -117,7 +140,8 @@ class MintDetailView(MarketMakerView):
 
 
 class MintCancelView(MarketMakerView):
-    @extend_schema(request=CancelSerializer, responses=MintSerializer, parameters=[IDEMPOTENCY_HEADER],
+    @extend_schema(request=CancelSerializer, responses={200: MintSerializer, **ACTION_ERRORS},
+                   parameters=[IDEMPOTENCY_HEADER],
                    summary="Cancel a mint (while requested, accepted or funded; cash is refunded)")
     @idempotent
     def post(self, request, mint_id: int):
@@ -137,7 +161,7 @@ class RedemptionListView(_ListMixin, MarketMakerView):
     def get(self, request):
         return self.paginated(request, selectors.redemptions_of(participant_id=request.auth.participant_id))
 
-    @extend_schema(request=RedemptionCreateSerializer, responses={201: RedemptionSerializer},
+    @extend_schema(request=RedemptionCreateSerializer, responses={201: RedemptionSerializer, **CREATE_ERRORS},
                    parameters=[IDEMPOTENCY_HEADER], summary="Request a redemption",
                    description="Send the tokens to `redemption_address`; once the transfer is confirmed "
                                "they are burned and the shares sold (cash) or delivered (in kind).")
@@ -154,7 +178,7 @@ class RedemptionListView(_ListMixin, MarketMakerView):
 
 
 class RedemptionDetailView(MarketMakerView):
-    @extend_schema(responses=RedemptionDetailSerializer, summary="One redemption with its full event history")
+    @extend_schema(responses={200: RedemptionDetailSerializer, **ACTION_ERRORS}, summary="One redemption with its full event history")
     def get(self, request, redemption_id: int):
         redemption = _own(selectors.redemptions_of(participant_id=request.auth.participant_id), redemption_id)
         redemption.events = selectors.request_history(request=redemption)
@@ -162,7 +186,8 @@ class RedemptionDetailView(MarketMakerView):
 
 
 class RedemptionCancelView(MarketMakerView):
-    @extend_schema(request=CancelSerializer, responses=RedemptionSerializer, parameters=[IDEMPOTENCY_HEADER],
+    @extend_schema(request=CancelSerializer, responses={200: RedemptionSerializer, **ACTION_ERRORS},
+                   parameters=[IDEMPOTENCY_HEADER],
                    summary="Cancel a redemption (before its tokens arrive)")
     @idempotent
     def post(self, request, redemption_id: int):

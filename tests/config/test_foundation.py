@@ -116,3 +116,14 @@ def test_embedded_services_are_reused_not_restarted():
     redis_pid = embedded._redis_pid()
     embedded.redis_url()
     assert embedded._redis_pid() == redis_pid
+
+
+def test_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    for path in ("/api/v1/mints:", "/api/v1/redemptions:", "/api/v1/products:", "/api/v1/wallets:"):
+        assert path in text
+    assert "kyc_expired" in text and "Idempotency-Key" in text
