@@ -2,8 +2,53 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+
+from compliance import demo as compliance_demo
+from custody import demo as custody_demo
+from custody.models import Broker, Custodian, SimulatedPrice, TokenProduct
+from mint_redeem.models import ProductTerms
+
+
+def credentials_file() -> Path:
+    return Path(getattr(settings, "DEMO_CREDENTIALS_FILE", Path(settings.BASE_DIR) / ".data" / "demo-credentials.json"))
+
+# Where market makers send tokens to redeem them (demo addresses, not controlled by anyone).
+REDEMPTION_ADDRESSES = {"ethereum": "0x000000000000000000000000000000000000dEaD",
+                        "solana": "1nc1nerator11111111111111111111111111111111"}
+
 
 def seed_demo() -> list[str]:
     """Seed every app in import order; return human-readable lines describing what exists."""
-    lines: list[str] = []
-    return lines
+    custody = custody_demo.seed_demo()
+    compliance = compliance_demo.seed_demo()
+    with transaction.atomic():
+        broker = Broker.objects.get(code=custody["broker"])
+        custodian = Custodian.objects.get(code=custody["custodian"])
+        for product in TokenProduct.objects.filter(symbol__in=custody["products"]).select_related("security"):
+            price = SimulatedPrice.objects.get(broker=broker, security=product.security).price
+            # The simulated broker fills at any hour, so the demo does not wait for the US open.
+            ProductTerms.objects.get_or_create(product=product, defaults={
+                "broker": broker, "custodian": custodian, "reference_price": price, "market_hours_only": False,
+                "redemption_addresses": REDEMPTION_ADDRESSES})
+    _write_credentials(compliance["market_makers"])
+    return [
+        f"demo products: {', '.join(custody['products'])} on {', '.join(custody['chains'])}",
+        f"demo market makers: {', '.join(mm['legal_name'] for mm in compliance['market_makers'])}",
+        f"their API keys and signing secrets: {credentials_file()} (readable by you only)",
+        "demo staff users (set a password with `manage.py changepassword`): demo-operations, demo-approver, "
+        "demo-compliance, demo-auditor",
+    ]
+
+
+def _write_credentials(market_makers: list[dict]) -> None:
+    path = credentials_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        json.dump({"market_makers": market_makers}, out, indent=2)
