@@ -32,6 +32,8 @@ lint: install
 
 bench: install
 	ISSUER_ENV=test $(PY) bench/ledger_append.py
+	ISSUER_ENV=test $(PY) bench/reconcile.py
+	$(PY) bench/api_load.py
 
 stop:
 	$(PY) -m config.embedded stop
