@@ -44,6 +44,11 @@ def projections() -> list[Projection]:
     return list(_PROJECTIONS.values())
 
 
+def handles(event_types: set[str]) -> bool:
+    """Whether any registered projection reads one of these event types."""
+    return any(projection.event_types & event_types for projection in _PROJECTIONS.values())
+
+
 def dispatch(envelopes: Iterable[Envelope]) -> None:
     registered = _PROJECTIONS.values()
     if not registered:

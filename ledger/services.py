@@ -13,6 +13,7 @@ commit order.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import uuid
@@ -91,8 +92,16 @@ def append(
         raise InvalidEventData(f"expected versions given for streams without events: {sorted(unknown_streams)}")
 
     connection = connections[using]
-    # A savepoint when nested, so a caller can catch a conflict and carry on with its transaction.
-    with transaction.atomic(using=using), connection.cursor() as cursor:
+    # Outside a caller's transaction, with nothing else to write (no idempotency record, no pending
+    # transfer to lock and read first, no read model to update), the SQL function is the whole
+    # command: run it as one autocommitted statement, one round trip instead of BEGIN/SELECT/COMMIT.
+    single_statement = (not connection.in_atomic_block and idempotency_key is None
+                        and not projections.handles({item.type for item in prepared})
+                        and not any(isinstance(p, PendingPost | PendingVoid) for item in prepared
+                                    for p in item.postings))
+    # Otherwise a transaction (a savepoint when nested, so a caller can catch a conflict and go on).
+    scope = contextlib.nullcontext() if single_statement else transaction.atomic(using=using)
+    with scope, connection.cursor() as cursor:
         if idempotency_key is not None:
             request_hash = _request_hash(prepared, expected)
             previous = _claim_idempotency_key(cursor, idempotency_key, request_hash)

@@ -5,8 +5,8 @@
 --      stream row lock and continues from its current version;
 --   2. refuses postings that do not sum to zero per asset per event;
 --   3. opens / resolves pending transfers (each resolved at most once);
---   4. updates balances (row locks taken in a fixed order, so writers never deadlock) and refuses
---      to let a non-negative account go below zero;
+--   4. updates balances (one upsert per account and asset, row locks taken in a fixed order, so
+--      writers never deadlock) and refuses to let a non-negative account go below zero;
 --   5. only then takes the global append lock, assigns positions, chains hashes, inserts events
 --      and postings and moves the head. The lock is held until commit, so positions become
 --      visible in commit order with no gaps, while steps 1-4 of other writers run in parallel.
@@ -27,17 +27,13 @@ DECLARE
     v_base integer;
     v_bases jsonb := '{}'::jsonb;
     v_accounts jsonb;
-    v_account_id bigint;
-    v_posted numeric;
-    v_pin numeric;
-    v_pout numeric;
     v_bad record;
     v_head_pos bigint;
     v_hash bytea;
     v_ts timestamptz;
     v_ts_text text;
     v_event_index integer := 0;
-    v_line_no integer;
+    v_violation text;
     v_version integer;
     v_versions integer[] := '{}';
     a_event integer[] := '{}';
@@ -90,15 +86,20 @@ BEGIN
             USING ERRCODE = 'LG002';
     END LOOP;
 
-    -- 3. accounts (created on first use with the policy the caller declared)
-    INSERT INTO ledger_account(path, non_negative)
-    SELECT x->>'path', (x->>'non_negative')::boolean
-    FROM jsonb_array_elements(p->'accounts') AS x
-    ORDER BY 1
-    ON CONFLICT (path) DO NOTHING;
+    -- 3. accounts (created on first use with the policy the caller declared; usually they all exist)
     SELECT coalesce(jsonb_object_agg(a.path, a.id), '{}'::jsonb) INTO v_accounts
     FROM ledger_account a
     WHERE a.path IN (SELECT x->>'path' FROM jsonb_array_elements(p->'accounts') AS x);
+    IF (SELECT count(*) FROM jsonb_object_keys(v_accounts)) < jsonb_array_length(p->'accounts') THEN
+        INSERT INTO ledger_account(path, non_negative)
+        SELECT x->>'path', (x->>'non_negative')::boolean
+        FROM jsonb_array_elements(p->'accounts') AS x
+        ORDER BY 1
+        ON CONFLICT (path) DO NOTHING;
+        SELECT coalesce(jsonb_object_agg(a.path, a.id), '{}'::jsonb) INTO v_accounts
+        FROM ledger_account a
+        WHERE a.path IN (SELECT x->>'path' FROM jsonb_array_elements(p->'accounts') AS x);
+    END IF;
 
     -- 4. pending transfers
     FOR o IN SELECT value FROM jsonb_array_elements(coalesce(p->'pending', '[]'::jsonb)) LOOP
@@ -123,53 +124,53 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- 5. balances: create missing rows, lock all touched rows in a fixed order, then apply lines
-    INSERT INTO ledger_balance(account_id, asset, posted, pending_in, pending_out)
-    SELECT DISTINCT (v_accounts->>(ln->>0))::bigint, ln->>1, 0, 0, 0
-    FROM jsonb_array_elements(p->'events') AS ev, jsonb_array_elements(ev->'lines') AS ln
-    ORDER BY 1, 2
-    ON CONFLICT (account_id, asset) DO NOTHING;
-    PERFORM 1 FROM ledger_balance b
-    WHERE (b.account_id, b.asset) IN (
-        SELECT (v_accounts->>(ln->>0))::bigint, ln->>1
-        FROM jsonb_array_elements(p->'events') AS ev, jsonb_array_elements(ev->'lines') AS ln)
-    ORDER BY b.account_id, b.asset
-    FOR UPDATE;
-
-    FOR e IN SELECT value FROM jsonb_array_elements(p->'events') LOOP
-        v_line_no := 0;
-        FOR l IN SELECT value FROM jsonb_array_elements(e->'lines') LOOP
-            v_account_id := (v_accounts->>(l->>0))::bigint;
-            UPDATE ledger_balance
-            SET posted = posted + (l->>2)::numeric,
-                pending_in = pending_in + (l->>3)::numeric,
-                pending_out = pending_out + (l->>4)::numeric
-            WHERE account_id = v_account_id AND asset = l->>1
-            RETURNING posted, pending_in, pending_out INTO v_posted, v_pin, v_pout;
-            a_event := a_event || v_event_index;
-            a_line := a_line || v_line_no;
-            a_account := a_account || v_account_id;
-            a_asset := a_asset || (l->>1);
-            a_posted := a_posted || (l->>2)::numeric;
-            a_pin := a_pin || (l->>3)::numeric;
-            a_pout := a_pout || (l->>4)::numeric;
-            a_pending := a_pending || (l->>5);
-            a_posted_after := a_posted_after || v_posted;
-            a_pin_after := a_pin_after || v_pin;
-            a_pout_after := a_pout_after || v_pout;
-            v_line_no := v_line_no + 1;
-        END LOOP;
-        v_event_index := v_event_index + 1;
-    END LOOP;
-
-    SELECT a.path, b.asset, b.posted, b.pending_out INTO v_bad
-    FROM ledger_balance b JOIN ledger_account a ON a.id = b.account_id
-    WHERE (b.account_id, b.asset) IN (SELECT u.acc, u.asset FROM unnest(a_account, a_asset) AS u(acc, asset))
-      AND (b.pending_in < 0 OR b.pending_out < 0 OR (a.non_negative AND b.posted - b.pending_out < 0))
-    LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION 'account % would go negative in %', v_bad.path, v_bad.asset
-            USING ERRCODE = 'LG003', DETAIL = v_bad.path;
+    -- 5. balances: one upsert per (account, asset), in a fixed order so writers never deadlock; the
+    --    running totals each posting stores (for as-of) follow from the new balance by a window sum.
+    WITH lines AS (
+        SELECT (ev.ordinality - 1)::integer AS ev_idx, (ln.ordinality - 1)::integer AS line_no,
+               (v_accounts->>(ln.value->>0))::bigint AS acc, ln.value->>1 AS asset,
+               (ln.value->>2)::numeric AS posted, (ln.value->>3)::numeric AS pin, (ln.value->>4)::numeric AS pout,
+               ln.value->>5 AS pend
+        FROM jsonb_array_elements(p->'events') WITH ORDINALITY AS ev(value, ordinality),
+             jsonb_array_elements(ev.value->'lines') WITH ORDINALITY AS ln(value, ordinality)
+    ), groups AS (
+        SELECT acc, asset, sum(posted) AS posted, sum(pin) AS pin, sum(pout) AS pout
+        FROM lines GROUP BY acc, asset
+    ), totals AS (
+        INSERT INTO ledger_balance AS b (account_id, asset, posted, pending_in, pending_out)
+        SELECT acc, asset, posted, pin, pout FROM groups ORDER BY acc, asset
+        ON CONFLICT (account_id, asset) DO UPDATE
+            SET posted = b.posted + EXCLUDED.posted,
+                pending_in = b.pending_in + EXCLUDED.pending_in,
+                pending_out = b.pending_out + EXCLUDED.pending_out
+        RETURNING b.account_id, b.asset, b.posted, b.pending_in, b.pending_out
+    ), detailed AS (
+        SELECT l.*,
+               t.posted - g.posted + sum(l.posted) OVER w AS posted_after,
+               t.pending_in - g.pin + sum(l.pin) OVER w AS pin_after,
+               t.pending_out - g.pout + sum(l.pout) OVER w AS pout_after,
+               (t.pending_in < 0 OR t.pending_out < 0
+                OR (a.non_negative AND t.posted - t.pending_out < 0)) AS violates,
+               a.path
+        FROM lines l
+        JOIN groups g ON g.acc = l.acc AND g.asset = l.asset
+        JOIN totals t ON t.account_id = l.acc AND t.asset = l.asset
+        JOIN ledger_account a ON a.id = l.acc
+        WINDOW w AS (PARTITION BY l.acc, l.asset ORDER BY l.ev_idx, l.line_no)
+    )
+    SELECT array_agg(ev_idx ORDER BY ev_idx, line_no), array_agg(line_no ORDER BY ev_idx, line_no),
+           array_agg(acc ORDER BY ev_idx, line_no), array_agg(asset ORDER BY ev_idx, line_no),
+           array_agg(posted ORDER BY ev_idx, line_no), array_agg(pin ORDER BY ev_idx, line_no),
+           array_agg(pout ORDER BY ev_idx, line_no), array_agg(pend ORDER BY ev_idx, line_no),
+           array_agg(posted_after ORDER BY ev_idx, line_no), array_agg(pin_after ORDER BY ev_idx, line_no),
+           array_agg(pout_after ORDER BY ev_idx, line_no),
+           min(CASE WHEN violates THEN path || ' ' || asset END)
+    INTO a_event, a_line, a_account, a_asset, a_posted, a_pin, a_pout, a_pending, a_posted_after, a_pin_after,
+         a_pout_after, v_violation
+    FROM detailed;
+    IF v_violation IS NOT NULL THEN
+        RAISE EXCEPTION 'account % would go negative', v_violation
+            USING ERRCODE = 'LG003', DETAIL = split_part(v_violation, ' ', 1);
     END IF;
 
     -- 6. the short global section: positions, hash chain, inserts, head. Held until commit.
@@ -196,6 +197,7 @@ BEGIN
         v_event_index := v_event_index + 1;
     END LOOP;
 
+    IF a_event IS NOT NULL THEN
     INSERT INTO ledger_posting(position, line_no, account_id, asset, posted_delta, pending_in_delta,
                                pending_out_delta, pending_id, posted_after, pending_in_after, pending_out_after)
     SELECT v_head_pos - v_event_index + 1 + u.ev, u.ln, u.acc, u.asset, u.posted, u.pin, u.pout, u.pend,
@@ -203,6 +205,7 @@ BEGIN
     FROM unnest(a_event, a_line, a_account, a_asset, a_posted, a_pin, a_pout, a_pending,
                 a_posted_after, a_pin_after, a_pout_after)
          AS u(ev, ln, acc, asset, posted, pin, pout, pend, posted_after, pin_after, pout_after);
+    END IF;
 
     UPDATE ledger_head SET position = v_head_pos, hash = v_hash WHERE id = 1;
 END;
