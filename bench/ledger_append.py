@@ -146,7 +146,8 @@ def _ledger_worker(writer: int, seconds: float, ready, start_at, results) -> Non
 
 
 def _es_worker(writer: int, seconds: float, ready, start_at, results) -> None:
-    app = _es_app()
+    # The parent created the tables; concurrent CREATE ... IF NOT EXISTS races on the catalog.
+    app = _es_app(create_table=False)
     for _ in range(20):
         app.save(_es_aggregate_class()(n=-1))
     ready.release()
@@ -238,11 +239,11 @@ def _es_aggregate_class():
     return BenchAggregate
 
 
-def _es_app():
+def _es_app(*, create_table: bool = True):
     from eventsourcing.application import Application
 
     _es_aggregate_class()
-    return Application(env=_es_env())
+    return Application(env={**_es_env(), "CREATE_TABLE": "yes" if create_table else "no"})
 
 
 # --- (c) raw psycopg ceiling ------------------------------------------------------------------
