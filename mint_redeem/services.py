@@ -566,8 +566,10 @@ def _notify(request, *, event_type: str, previous_state: str) -> None:
     event_id = f"{request.stream}.{request.version}.{request.state}"
     payload = {"id": event_id, "type": event_type, "created_at": timezone.now().isoformat(),
                "previous_state": previous_state, "data": request_payload(request)}
-    deliveries = [WebhookDelivery(endpoint=endpoint, event_id=event_id, event_type=event_type, payload=payload)
-                  for endpoint in endpoints]
+    # Due now: sent by the task queued on commit, or by the retry beat if the process dies before that.
+    now = timezone.now()
+    deliveries = [WebhookDelivery(endpoint=endpoint, event_id=event_id, event_type=event_type, payload=payload,
+                                  next_attempt_at=now) for endpoint in endpoints]
     # event_id carries the stream version, so it is new for every transition.
     ids = [d.pk for d in WebhookDelivery.objects.bulk_create(deliveries)]
     if ids:

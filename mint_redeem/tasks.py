@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.utils import timezone
@@ -13,6 +14,7 @@ from mint_redeem.models import MintRequest, Redemption, WebhookDelivery
 logger = logging.getLogger(__name__)
 
 ACTOR = "task:advance_requests"
+RETRY_GRACE = timedelta(seconds=30)
 MINT_AUTOMATIC_STATES = services.AUTOMATIC_STATES["mint"]
 REDEMPTION_AUTOMATIC_STATES = services.AUTOMATIC_STATES["redemption"]
 
@@ -56,8 +58,11 @@ def deliver_webhook(delivery_id: int) -> str:
 
 @shared_task(name="mint_redeem.retry_webhooks")
 def retry_webhooks() -> int:
-    """Beat: a safety net for deliveries whose scheduled retry was lost (worker restart)."""
-    due = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING, next_attempt_at__lte=timezone.now())
+    """Beat: a safety net for deliveries whose task was lost (process died after commit, worker restart).
+    A grace period keeps it from racing the task queued on commit; a race would be harmless anyway
+    (delivery_attempt locks the row and skips delivered ones)."""
+    due = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING,
+                                         next_attempt_at__lte=timezone.now() - RETRY_GRACE)
     ids = list(due.values_list("pk", flat=True)[:500])
     for delivery_id in ids:
         deliver_webhook.delay(delivery_id)

@@ -102,3 +102,22 @@ def test_failures_back_off_then_redelivery_succeeds(db, market, mm, api, receive
     webhooks.delivery_attempt(delivery_id=delivery.pk)
     assert len(receiver.received) == 2
     assert MintRequest.objects.count() == 1
+
+
+def test_a_delivery_whose_task_was_lost_is_picked_up_by_the_beat(db, market, mm, api, receiver):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mint_redeem import tasks
+
+    api.post("/api/v1/webhooks", {"url": receiver.url})
+    api.post("/api/v1/mints", {"product": "AAPLx", "chain": "ethereum", "quantity": "1",
+                               "wallet": mm.wallets["ethereum"].pk, "funding": "cash"})
+    delivery = WebhookDelivery.objects.get()
+    assert delivery.next_attempt_at is not None  # due from the start, not only after a failure
+    # As if the process died after commit: no task ever ran. Some time later the beat finds it.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=1))
+    assert tasks.retry_webhooks() == 1  # queued again (the task this test's queue never runs)
+    webhooks.delivery_attempt(delivery_id=delivery.pk)  # what that task does
+    assert len(receiver.received) == 1
