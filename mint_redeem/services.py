@@ -283,11 +283,22 @@ def mint_fail(*, mint: MintRequest, actor: str, reason: str) -> MintRequest:
         if mint.state in ("funded", "order_placed", "filled", "settling", "settled"):
             postings += _refund(mint, mint.cash_received_cents - (mint.cost_cents or 0))
         if mint.state == "minting":
+            _assert_chain_operation_not_in_flight(mint)
             postings.append(PendingVoid(f"tokens-{mint.stream}"))
             ChainOperation.objects.filter(request_reference=mint.stream, status=ChainOperation.Status.PENDING
                                           ).update(status=ChainOperation.Status.FAILED, last_error=reason[:500])
         _transition(mint, "fail", actor=actor, reason=reason, postings=postings)
     return mint
+
+
+def _assert_chain_operation_not_in_flight(request) -> None:
+    """Once a chain operation is signed it may land at any moment: only its outcome (confirmed, or
+    failed for good by the executor) may end the request, never a person's guess."""
+    operation = ChainOperation.objects.select_for_update().filter(request_reference=request.stream).first()
+    if operation is not None and operation.status not in (ChainOperation.Status.PENDING,
+                                                            ChainOperation.Status.FAILED):
+        raise RequestError(f"the chain operation is {operation.status}; wait for its outcome",
+                           code="chain_operation_in_flight", http_status=409)
 
 
 def _refund(mint: MintRequest, amount_cents: int) -> list[Posting]:

@@ -224,3 +224,22 @@ def test_signature_check_authenticates_and_changes_nothing(market, mm, api):
     unsigned = api.client.post("/api/v1/signature-check", data=b"{}", content_type="application/json",
                                HTTP_AUTHORIZATION=f"ApiKey {mm.credentials.token}")
     assert unsigned.status_code == 401
+
+
+def test_a_mint_whose_chain_operation_is_in_flight_cannot_be_failed(market, mm, operations):
+    mint = services.mint_request_create(participant=mm.participant, product_symbol="AAPLx", chain="ethereum",
+                                        quantity="1", wallet_id=mm.wallets["ethereum"].pk, funding="in_kind",
+                                        actor="test")
+    services.mint_shares_receive(mint=mint, custodian_confirmation="C-7", user=operations)
+    services.mint_start_minting(mint=mint, actor="task:test")
+    ChainOperation.objects.filter(request_reference=mint.stream).update(status="broadcast", tx_hash="0xfeed")
+    with pytest.raises(services.RequestError) as refused:
+        services.mint_fail(mint=mint, actor="user:ops", reason="looks stuck")
+    assert refused.value.code == "chain_operation_in_flight"
+    mint.refresh_from_db()
+    assert mint.state == "minting"
+    assert selectors.balance(account="tokens/ethereum/AAPLx", asset="tok:AAPLx:ethereum").pending_in == 10**18
+    # While it is still only pending (never signed), failing it releases the reserved tokens.
+    ChainOperation.objects.filter(request_reference=mint.stream).update(status="pending", tx_hash="")
+    services.mint_fail(mint=mint, actor="user:ops", reason="wallet compromised")
+    assert selectors.balance(account="tokens/ethereum/AAPLx", asset="tok:AAPLx:ethereum").pending_in == 0
