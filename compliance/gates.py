@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import date
 
+from django.db import transaction
 from django.utils import timezone
 
-from compliance.models import AmlRisk, KycStatus, Participant, Wallet, WalletStatus
+from compliance.models import AmlRisk, KycStatus, NotionalUsage, Participant, Wallet, WalletStatus
 from config.api import DomainError
 
 REFUSAL_CODES = (
@@ -39,6 +40,29 @@ def assert_may_transact(*, participant: Participant, wallet: Wallet | None, noti
 
     today = today or timezone.localdate()
     p = Participant.objects.get(pk=participant.pk)
+    _check(p, wallet, notional_cents, today, used_today=lambda: _used_today(participant_id=p.id, day=today))
+
+
+def assert_may_transact_and_reserve(*, participant: Participant, wallet: Wallet | None, notional_cents: int,
+                                    reference: str, today: date | None = None) -> NotionalUsage:
+    """The gate and the daily-cap reservation in one step, under the participant's row lock: what a new
+    request calls in the transaction that creates it. Concurrent requests of one participant queue on
+    the lock, so they cannot both squeeze under the cap. Idempotent per `reference`."""
+    from compliance.services import _used_today
+
+    today = today or timezone.localdate()
+    with transaction.atomic():
+        p = Participant.objects.select_for_update().get(pk=participant.pk)
+        existing = NotionalUsage.objects.filter(reference=reference).first()
+        _check(p, wallet, notional_cents, today, used_today=lambda: _used_today(participant_id=p.id, day=today)
+               - (existing.notional_cents if existing and existing.released_at is None else 0))
+        if existing is not None:
+            return existing
+        return NotionalUsage.objects.create(participant=p, reference=reference, notional_cents=notional_cents,
+                                            usage_date=today)
+
+
+def _check(p: Participant, wallet: Wallet | None, notional_cents: int, today: date, *, used_today) -> None:
     if p.sanctions_hold or p.aml_risk == AmlRisk.PROHIBITED or p.kyc_status == KycStatus.SUSPENDED:
         _refuse("participant_blocked", "this participant is blocked pending a compliance review")
     if p.kyc_status == KycStatus.EXPIRED or (
@@ -66,7 +90,7 @@ def assert_may_transact(*, participant: Participant, wallet: Wallet | None, noti
     if p.max_request_cents == 0 or notional_cents > p.max_request_cents:
         _refuse("above_request_limit", f"the per-request cap is {p.max_request_cents} cents", http_status=422,
                 details={"max_request_cents": p.max_request_cents})
-    used = _used_today(participant_id=p.id, day=today)
+    used = used_today()
     if p.daily_limit_cents == 0 or used + notional_cents > p.daily_limit_cents:
         _refuse("above_daily_limit", "this request would exceed the daily notional cap", http_status=422,
                 details={"used_cents": used, "daily_limit_cents": p.daily_limit_cents})

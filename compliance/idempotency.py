@@ -25,7 +25,7 @@ import re
 import uuid
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
@@ -68,14 +68,18 @@ def _claim(*, scope: str, key: str, request) -> tuple[str, IdempotencyRecord | N
     request_hash = _request_hash(request)
     token = uuid.uuid4().hex
     now = timezone.now()
-    with transaction.atomic():
-        record, created = IdempotencyRecord.objects.get_or_create(
-            scope=scope, key=key,
-            defaults={"method": request.method.upper(), "path": request.get_full_path()[:500],
-                      "request_hash": request_hash, "state": IdempotencyState.IN_FLIGHT, "lock_token": token,
-                      "locked_at": now})
-    if created:
-        return token, None
+    # One statement (committed on its own outside a transaction), so the claim is visible to a
+    # concurrent duplicate at once, at the cost of a single round trip on the hot path.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {IdempotencyRecord._meta.db_table} (scope, key, method, path, request_hash, state, "  # noqa: S608
+            "lock_token, locked_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (scope, key) DO NOTHING RETURNING id",
+            [scope, key, request.method.upper(), request.get_full_path()[:500], request_hash,
+             IdempotencyState.IN_FLIGHT, token, now, now])
+        if cursor.fetchone() is not None:
+            return token, None
+    record = IdempotencyRecord.objects.get(scope=scope, key=key)
     if record.request_hash != request_hash:
         raise DomainError("this Idempotency-Key was used for a different request", code="idempotency_key_reused",
                           http_status=409)

@@ -7,6 +7,8 @@ here is the whole truth; the README's diagrams are generated from it (`lifecycle
 
 from __future__ import annotations
 
+import functools
+
 from statemachine import State, StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
@@ -91,6 +93,7 @@ class _Mode:
         self.cash = not in_kind
 
 
+@functools.cache  # a pure function of the declaration; building a machine costs more than the request
 def next_state(machine_class: type[StateMachine], current: str, event: str, *, in_kind: bool) -> str:
     """The state `event` leads to from `current`, or TransitionRefused."""
     machine = machine_class(model=_Mode(in_kind), start_value=current)
@@ -108,8 +111,13 @@ def next_state(machine_class: type[StateMachine], current: str, event: str, *, i
 
 
 def allowed_events(machine_class: type[StateMachine], current: str, *, in_kind: bool) -> list[str]:
+    return list(_allowed_events(machine_class, current, in_kind))
+
+
+@functools.cache
+def _allowed_events(machine_class: type[StateMachine], current: str, in_kind: bool) -> tuple[str, ...]:
     machine = machine_class(model=_Mode(in_kind), start_value=current)
-    return [event.id for event in machine.enabled_events()]
+    return tuple(event.id for event in machine.enabled_events())
 
 
 def states(machine_class: type[StateMachine]) -> list[str]:

@@ -207,8 +207,7 @@ def mint_request_create(*, participant: Participant, product_symbol: str, chain:
         raise RequestError(f"minting of {q.product.symbol} is paused", code="minting_paused", http_status=409)
     notional = q.cash_due_cents if funding == MintRequest.Funding.CASH else q.notional_cents
     with transaction.atomic():
-        gates.assert_may_transact(participant=participant, wallet=wallet, notional_cents=notional)
-        # Requested and accepted in one step (the gate just passed), so the row is written once.
+        # Requested and accepted in one step (the gate passes below), so the row is written once.
         accepted = next_state(MintLifecycle, "requested", "accept", in_kind=funding == MintRequest.Funding.IN_KIND)
         mint = MintRequest.objects.create(
             participant=participant, product=q.product, chain=chain, wallet=wallet, quantity_nano=q.quantity_nano,
@@ -216,8 +215,8 @@ def mint_request_create(*, participant: Participant, product_symbol: str, chain:
             cash_due_cents=q.cash_due_cents if funding == MintRequest.Funding.CASH else 0,
             state=accepted, version=2, needs_approval=notional > q.terms.approval_threshold_cents,
             idempotency_key=idempotency_key[:200], created_by=actor)
-        compliance_services.notional_usage_record(participant=participant, notional_cents=notional,
-                                                  reference=mint.stream)
+        gates.assert_may_transact_and_reserve(participant=participant, wallet=wallet, notional_cents=notional,
+                                              reference=mint.stream)
         requested = NewEvent(stream=mint.stream, type="mint.requested", data={
             "mint_id": mint.pk, "participant_id": participant.pk, "product": q.product.symbol, "chain": chain,
             "wallet_address": wallet.address, "quantity_nano": q.quantity_nano,
@@ -434,15 +433,14 @@ def redemption_request_create(*, participant: Participant, product_symbol: str, 
         raise RequestError(f"no redemption address is configured for {q.product.symbol} on {chain}",
                            code="product_not_offered")
     with transaction.atomic():
-        gates.assert_may_transact(participant=participant, wallet=wallet, notional_cents=q.notional_cents)
         redemption = Redemption.objects.create(
             participant=participant, product=q.product, chain=chain, wallet=wallet, quantity_nano=q.quantity_nano,
             token_base_units=q.token_base_units, notional_cents=q.notional_cents, payout=payout, state="requested",
             needs_approval=q.notional_cents > q.terms.approval_threshold_cents, version=1,
             delivery_account=participant_shares(participant.pk) if payout == Redemption.Payout.IN_KIND else "",
             idempotency_key=idempotency_key[:200], created_by=actor)
-        compliance_services.notional_usage_record(participant=participant, notional_cents=q.notional_cents,
-                                                  reference=redemption.stream)
+        gates.assert_may_transact_and_reserve(participant=participant, wallet=wallet,
+                                              notional_cents=q.notional_cents, reference=redemption.stream)
         _append(redemption, [NewEvent(stream=redemption.stream, type="redemption.requested", data={
             "redemption_id": redemption.pk, "participant_id": participant.pk, "product": q.product.symbol,
             "chain": chain, "wallet_address": wallet.address, "quantity_nano": q.quantity_nano,

@@ -164,3 +164,40 @@ def test_the_beat_task_runs_on_a_real_worker(committed, celery_worker_process):
         assert time.monotonic() < deadline, "the worker did not expire the KYC"
         time.sleep(0.2)
     assert ComplianceAlert.objects.filter(kind="kyc_expired", participant=mm.participant).exists()
+
+
+def test_gate_and_reservation_together_never_let_two_requests_past_the_cap(committed):
+    import threading
+
+    from django.db import connection
+
+    from compliance.models import NotionalUsage
+
+    participant = f.make_participant(min_request_cents=1, max_request_cents=1_000_00, daily_limit_cents=1_500_00)
+    wallet, _key = f.make_verified_wallet(participant, Chain.ETHEREUM)
+    barrier = threading.Barrier(4)
+    outcomes = []
+
+    def attempt(i):
+        try:
+            barrier.wait()
+            gates.assert_may_transact_and_reserve(participant=participant, wallet=wallet, notional_cents=1_000_00,
+                                                  reference=f"race-{i}")
+            outcomes.append("reserved")
+        except gates.ComplianceRefusal as refusal:
+            outcomes.append(refusal.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["above_daily_limit"] * 3 + ["reserved"]
+    assert NotionalUsage.objects.filter(participant=participant).count() == 1
+    # The same reference again is the same reservation, not a second one.
+    reference = NotionalUsage.objects.get(participant=participant).reference
+    gates.assert_may_transact_and_reserve(participant=participant, wallet=wallet, notional_cents=1_000_00,
+                                          reference=reference)
+    assert NotionalUsage.objects.filter(participant=participant).count() == 1
