@@ -413,11 +413,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000, help="events per append call while loading")
     parser.add_argument("--accounts", type=int, default=10_000, help="accounts the loaded events move between")
     parser.add_argument("--samples", type=int, default=2000, help="as-of queries per kind for (e)")
-    parser.add_argument("--quick", action="store_true", help="short smoke run (2 s, 20,000 events)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (1 s each, 10,000 events)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases afterwards")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seconds, args.events, args.samples, args.accounts = 2.0, 20_000, 500, 1000
+        args.seconds, args.events, args.samples, args.accounts = 1.0, 10_000, 500, 1000
 
     os.environ["BENCH_EXTERNAL_SERVER"] = "1" if os.environ.get("DATABASE_URL") else ""
     resolve_server()
