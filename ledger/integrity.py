@@ -194,6 +194,24 @@ def _document(event: ScannedEvent, paths: dict[int, str]) -> dict:
 
 # --- comparing a replay with the stored projections ------------------------------------------
 
+def _dangling_postings(conn) -> list[Problem]:
+    """Postings referring to no event or no account (the database does not enforce these references,
+    so that no foreign-key check runs under the append lock; this is where they are checked)."""
+    problems = []
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT p.position FROM ledger_posting p LEFT JOIN ledger_event e ON e.position = p.position "
+                       "WHERE e.position IS NULL ORDER BY p.position LIMIT 1")
+        row = cursor.fetchone()
+        if row:
+            problems.append(Problem(row[0], "posting_event", "a posting refers to an event that does not exist"))
+        cursor.execute("SELECT p.position FROM ledger_posting p LEFT JOIN ledger_account a ON a.id = p.account_id "
+                       "WHERE a.id IS NULL ORDER BY p.position LIMIT 1")
+        row = cursor.fetchone()
+        if row:
+            problems.append(Problem(row[0], "posting_account", "a posting refers to an account that does not exist"))
+    return problems
+
+
 def _stored_projections(conn) -> dict[str, dict]:
     with conn.cursor() as cursor:
         cursor.execute("SELECT account_id, asset, posted, pending_in, pending_out FROM ledger_balance")
@@ -272,6 +290,7 @@ def verify(*, using: str = "default", check_projections: bool = True) -> list[Pr
     conn = connections[using].connection
     with _consistent_snapshot(using):
         paths = _account_paths(conn)
+        problems += _dangling_postings(conn)
         state = replay(using=using, report=problems.append, check_hashes=True, paths=paths)
         problems += _check_ledger_projections(conn, state, paths)
     if check_projections:

@@ -40,7 +40,7 @@ class Event(models.Model):
             models.UniqueConstraint(fields=["stream_id", "stream_version"], name="ledger_event_stream_version_uniq")
         ]
         indexes = [
-            models.Index(fields=["recorded_at"], name="ledger_event_recorded_at_idx"),
+            models.Index(fields=["recorded_at", "position"], name="ledger_event_recorded_pos_idx"),
             models.Index(fields=["event_type"], name="ledger_event_type_idx"),
         ]
         ordering = ["position"]
@@ -63,9 +63,14 @@ class Account(models.Model):
 class Posting(models.Model):
     """One line of an event's postings, with the account's running totals after it (for as-of)."""
 
-    event = models.ForeignKey(Event, on_delete=models.PROTECT, db_column="position", related_name="postings")
+    # ledger_append is the only writer of postings and `ledger verify` checks every reference, so no
+    # deferred foreign-key checks run at commit, while the chain lock is held. The unique
+    # (position, line_no) and as-of (account, asset, position) indexes cover the lookups.
+    event = models.ForeignKey(Event, on_delete=models.PROTECT, db_column="position", related_name="postings",
+                              db_index=False, db_constraint=False)
     line_no = models.SmallIntegerField()
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="postings", db_index=False,
+                                db_constraint=False)
     asset = models.TextField()
     posted_delta = models.DecimalField(**AMOUNT)
     pending_in_delta = models.DecimalField(**AMOUNT)
@@ -85,7 +90,7 @@ class Posting(models.Model):
 
 
 class Balance(models.Model):
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances")
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="balances", db_index=False)
     asset = models.TextField()
     posted = models.DecimalField(**AMOUNT, default=0)
     pending_in = models.DecimalField(**AMOUNT, default=0)

@@ -114,3 +114,14 @@ def test_export_lets_an_auditor_recompute_the_chain_offline(db, tag):
         assert previous_check == stored
         previous = stored
     assert previous == selectors.head().hash
+
+
+def test_verify_finds_postings_that_refer_to_nothing(db, tag):
+    positions = populate(tag)
+    with connection.cursor() as cursor:  # INSERT is not refused by the triggers: verify must catch it
+        cursor.execute(
+            "INSERT INTO ledger_posting (position, line_no, account_id, asset, posted_delta, pending_in_delta, "
+            "pending_out_delta, posted_after, pending_in_after, pending_out_after) "
+            "VALUES (%s, 0, 987654321, 'USD', 1, 0, 0, 1, 0, 0)", [positions[-1] + 1000])
+    checks = {p.check for p in integrity.verify(check_projections=False)}
+    assert {"posting_event", "posting_account"} <= checks
