@@ -1,9 +1,9 @@
 """The one question mint_redeem asks before a mint or redeem: may this participant transact now, to or
 from this wallet, for this notional? The answer is None or a ComplianceRefusal with a stable code.
 
-Daily caps count what callers recorded with `compliance.services.notional_usage_record` (idempotent per
-reference, re-checked under a row lock); rejected or cancelled requests are released with
-`notional_usage_release`.
+Daily caps count what requests reserved with `assert_may_transact_and_reserve` (idempotent per
+reference, checked under the participant's row lock); rejected or cancelled requests are released with
+`compliance.services.notional_usage_release`.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ def assert_may_transact_and_reserve(*, participant: Participant, wallet: Wallet 
     with transaction.atomic():
         p = Participant.objects.select_for_update().get(pk=participant.pk)
         existing = NotionalUsage.objects.filter(reference=reference).first()
+        if existing is not None and (existing.participant_id != p.id or existing.notional_cents != notional_cents):
+            raise DomainError(f"usage reference {reference!r} was recorded with other values",
+                              code="usage_reference_conflict", http_status=409)
         _check(p, wallet, notional_cents, today, used_today=lambda: _used_today(participant_id=p.id, day=today)
                - (existing.notional_cents if existing and existing.released_at is None else 0))
         if existing is not None:

@@ -429,32 +429,6 @@ def wallet_unfreeze(*, wallet: Wallet, decided_by, reason: str) -> Wallet:
 
 # --- Daily notional usage -------------------------------------------------------------------------
 
-def notional_usage_record(*, participant: Participant, notional_cents: int, reference: str,
-                          usage_date: date | None = None) -> NotionalUsage:
-    """Count a request against the participant's daily cap. Idempotent per `reference`. Re-checks the
-    cap under the participant's row lock, so concurrent requests cannot both squeeze under it; call it
-    in the same transaction that creates the request."""
-    from compliance.gates import ComplianceRefusal
-
-    if isinstance(notional_cents, bool) or not isinstance(notional_cents, int) or notional_cents <= 0:
-        raise InvalidInput("notional must be a positive integer of cents", code="invalid_notional")
-    usage_date = usage_date or timezone.localdate()
-    with transaction.atomic():
-        p = _lock(Participant, participant.pk)
-        existing = NotionalUsage.objects.filter(reference=reference).first()
-        if existing is not None:
-            if existing.participant_id != p.id or existing.notional_cents != notional_cents:
-                raise Conflict(f"usage reference {reference!r} was recorded with other values",
-                               code="usage_reference_conflict")
-            return existing
-        used = _used_today(participant_id=p.id, day=usage_date)
-        if p.daily_limit_cents == 0 or used + notional_cents > p.daily_limit_cents:
-            raise ComplianceRefusal("this request would exceed the daily notional cap", code="above_daily_limit",
-                                    http_status=422, details={"used_cents": used, "daily_limit_cents": p.daily_limit_cents})
-        return NotionalUsage.objects.create(participant=p, reference=reference, notional_cents=notional_cents,
-                                            usage_date=usage_date)
-
-
 def notional_usage_release(*, reference: str) -> None:
     """A rejected or cancelled request stops counting against the cap."""
     NotionalUsage.objects.filter(reference=reference, released_at__isnull=True).update(released_at=timezone.now())

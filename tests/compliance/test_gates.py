@@ -72,17 +72,17 @@ def test_limits_refuse_with_their_own_codes():
     assert refusal(participant=p, wallet=None, notional_cents=999_99) == "below_minimum"
     assert refusal(participant=p, wallet=None, notional_cents=10_000_01) == "above_request_limit"
     gates.assert_may_transact(participant=p, wallet=None, notional_cents=10_000_00)
-    services.notional_usage_record(participant=p, notional_cents=10_000_00, reference="mint-1")
-    services.notional_usage_record(participant=p, notional_cents=10_000_00, reference="mint-2")
+    gates.assert_may_transact_and_reserve(participant=p, wallet=None, notional_cents=10_000_00, reference="mint-1")
+    gates.assert_may_transact_and_reserve(participant=p, wallet=None, notional_cents=10_000_00, reference="mint-2")
     assert refusal(participant=p, wallet=None, notional_cents=5_000_01) == "above_daily_limit"
     gates.assert_may_transact(participant=p, wallet=None, notional_cents=5_000_00)
-    # Recording is idempotent per reference and re-checks the cap itself.
-    services.notional_usage_record(participant=p, notional_cents=10_000_00, reference="mint-2")
+    # Reserving is idempotent per reference and checks the cap itself.
+    gates.assert_may_transact_and_reserve(participant=p, wallet=None, notional_cents=10_000_00, reference="mint-2")
     with pytest.raises(gates.ComplianceRefusal) as err:
-        services.notional_usage_record(participant=p, notional_cents=5_000_01, reference="mint-3")
+        gates.assert_may_transact_and_reserve(participant=p, wallet=None, notional_cents=5_000_01, reference="mint-3")
     assert err.value.code == "above_daily_limit"
     with pytest.raises(DomainError) as err:
-        services.notional_usage_record(participant=p, notional_cents=9_000_00, reference="mint-2")
+        gates.assert_may_transact_and_reserve(participant=p, wallet=None, notional_cents=9_000_00, reference="mint-2")
     assert err.value.code == "usage_reference_conflict"
     services.notional_usage_release(reference="mint-2")
     gates.assert_may_transact(participant=p, wallet=None, notional_cents=10_000_00)
