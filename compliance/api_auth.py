@@ -28,7 +28,7 @@ from http_message_signatures import (
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 from rest_framework import authentication, exceptions
 
-from compliance import crypto
+from compliance import crypto, selectors
 from compliance.models import ApiKey, SignatureAlgorithm, SignatureNonce
 from compliance.services import hash_secret
 
@@ -81,8 +81,7 @@ class MarketMakerAuthentication(authentication.BaseAuthentication):
             return None
         token = header[len(self.keyword) + 1:].strip()
         key_id, _, secret = token.partition(".")
-        api_key = (ApiKey.objects.select_related("user", "participant").filter(key_id=key_id).first()
-                   if key_id and secret else None)
+        api_key = selectors.api_key_for_authentication(key_id=key_id) if key_id and secret else None
         if api_key is None or not hmac.compare_digest(api_key.secret_hash, hash_secret(secret)):
             raise _Failed("invalid API key", "api_key_invalid")
         if api_key.revoked_at is not None:

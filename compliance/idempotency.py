@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import re
 import uuid
 from datetime import timedelta
@@ -72,7 +71,7 @@ def _claim(*, scope: str, key: str, request) -> tuple[str, IdempotencyRecord | N
     # concurrent duplicate at once, at the cost of a single round trip on the hot path.
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {IdempotencyRecord._meta.db_table} (scope, key, method, path, request_hash, state, "  # noqa: S608
+            "INSERT INTO compliance_idempotencyrecord (scope, key, method, path, request_hash, state, "
             "lock_token, locked_at, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (scope, key) DO NOTHING RETURNING id",
             [scope, key, request.method.upper(), request.get_full_path()[:500], request_hash,
@@ -113,12 +112,7 @@ def idempotent(view_method):
                 response = view_method(self, request, *args, **kwargs)
                 if response.status_code >= 500:
                     raise _LostClaim  # roll back whatever the view did, release below
-                body = json.loads(JSONRenderer().render(response.data)) if response.data is not None else None
-                stored = IdempotencyRecord.objects.filter(
-                    scope=scope, key=key, lock_token=token, state=IdempotencyState.IN_FLIGHT,
-                ).update(state=IdempotencyState.COMPLETED, response_status=response.status_code,
-                         response_body=body)
-                if stored != 1:
+                if _store(scope=scope, key=key, token=token, response=response) != 1:
                     raise _LostClaim
         except _LostClaim:
             IdempotencyRecord.objects.filter(scope=scope, key=key, lock_token=token,
@@ -136,7 +130,7 @@ def idempotent(view_method):
                 IdempotencyRecord.objects.filter(scope=scope, key=key, lock_token=token,
                                                   state=IdempotencyState.IN_FLIGHT).delete()
                 return response
-            _store_outside(scope=scope, key=key, token=token, response=response)
+            _store(scope=scope, key=key, token=token, response=response)
             return response
         except BaseException:
             IdempotencyRecord.objects.filter(scope=scope, key=key, lock_token=token,
@@ -147,11 +141,16 @@ def idempotent(view_method):
     return wrapper
 
 
-def _store_outside(*, scope: str, key: str, token: str, response: Response) -> None:
-    body = json.loads(JSONRenderer().render(response.data))
-    IdempotencyRecord.objects.filter(scope=scope, key=key, lock_token=token,
-                                      state=IdempotencyState.IN_FLIGHT).update(
-        state=IdempotencyState.COMPLETED, response_status=response.status_code, response_body=body)
+def _store(*, scope: str, key: str, token: str, response: Response) -> int:
+    """Complete our claim with the response (the JSON text as rendered, stored as jsonb). Returns 1, or
+    0 if the claim is no longer ours."""
+    body = JSONRenderer().render(response.data).decode() if response.data is not None else None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE compliance_idempotencyrecord SET state = %s, response_status = %s, response_body = %s::jsonb "
+            "WHERE scope = %s AND key = %s AND lock_token = %s AND state = %s",
+            [IdempotencyState.COMPLETED, response.status_code, body, scope, key, token, IdempotencyState.IN_FLIGHT])
+        return cursor.rowcount
 
 
 def prune(*, older_than: timedelta = IDEMPOTENCY_RETENTION) -> int:

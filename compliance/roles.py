@@ -43,6 +43,9 @@ def assert_four_eyes(*, initiator_id: int, approver_id: int) -> None:
 def user_has_role(user, role: str) -> bool:
     if user is None or not user.is_authenticated:
         return False
+    known = getattr(user, "role_names", None)  # set when authentication already read them
+    if known is not None:
+        return role in known
     return user.groups.filter(name=role).exists()
 
 

@@ -76,6 +76,7 @@ def append(
     causation_id: str | None = None,
     idempotency_key: str | None = None,
     using: str = "default",
+    savepoint: bool = True,
 ) -> AppendResult:
     if not events:
         raise InvalidEventData("append needs at least one event")
@@ -99,8 +100,10 @@ def append(
                         and not projections.handles({item.type for item in prepared})
                         and not any(isinstance(p, PendingPost | PendingVoid) for item in prepared
                                     for p in item.postings))
-    # Otherwise a transaction (a savepoint when nested, so a caller can catch a conflict and go on).
-    scope = contextlib.nullcontext() if single_statement else transaction.atomic(using=using)
+    # Otherwise a transaction: a savepoint when nested, so a caller can catch a conflict and go on,
+    # unless the caller says it never does (`savepoint=False`: a failure rolls its whole transaction back).
+    scope = (contextlib.nullcontext() if single_statement
+             else transaction.atomic(using=using, savepoint=savepoint))
     with scope, connection.cursor() as cursor:
         if idempotency_key is not None:
             request_hash = _request_hash(prepared, expected)

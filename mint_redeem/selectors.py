@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from django.db import connection
 from django.db.models import QuerySet
 
+from compliance.models import Wallet
+from config.sql import partial
+from custody.models import ChainDeployment, ReconciliationBreak, TokenProduct
 from ledger import selectors as ledger_selectors
-from mint_redeem.models import MintRequest, Redemption
+from mint_redeem.models import MintRequest, ProductTerms, Redemption
 
 
 def mints_of(*, participant_id: int) -> QuerySet[MintRequest]:
@@ -23,3 +29,71 @@ def request_history(*, request) -> list[dict]:
          "actor": e.metadata.get("actor"), "data": e.data, "hash": e.hash.hex()}
         for e in ledger_selectors.read_stream(stream=request.stream)
     ]
+
+
+# What a new request needs before its transaction, read in one hand-written statement (it runs on every
+# request): the product with its terms, its deployment on the chain and whether a break pauses it; the
+# caller's wallet; and the caller's webhook endpoints.
+_PRODUCT_FIELDS = ("id", "symbol", "security_id", "multiplier", "status")
+_TERMS_FIELDS = ("id", "product_id", "broker_id", "custodian_id", "reference_price", "cash_buffer_bps", "fee_bps",
+                 "approval_threshold_cents", "market_hours_only", "redemption_addresses")
+_DEPLOYMENT_FIELDS = ("id", "product_id", "chain", "decimals", "address")
+_WALLET_FIELDS = ("id", "participant_id", "chain", "address")
+_CONTEXT_SQL = """
+    SELECT p.id, p.symbol, p.security_id, p.multiplier, p.status,
+           t.id, t.product_id, t.broker_id, t.custodian_id, t.reference_price, t.cash_buffer_bps, t.fee_bps,
+           t.approval_threshold_cents, t.market_hours_only, t.redemption_addresses,
+           d.id, d.product_id, d.chain, d.decimals, d.address,
+           w.id, w.participant_id, w.chain, w.address,
+           EXISTS(SELECT 1 FROM custody_reconciliationbreak b
+                  WHERE b.security_id = p.security_id AND b.status = %(open)s AND b.blocks_minting),
+           ARRAY(SELECT e.id FROM mint_redeem_webhookendpoint e
+                 WHERE e.participant_id = %(participant)s AND e.active ORDER BY e.id)
+    FROM custody_tokenproduct p
+    LEFT JOIN mint_redeem_productterms t ON t.product_id = p.id
+    LEFT JOIN custody_chaindeployment d ON d.product_id = p.id AND d.chain = %(chain)s
+    LEFT JOIN compliance_wallet w ON w.id = %(wallet)s AND w.participant_id = %(participant)s
+    WHERE p.symbol = %(symbol)s"""
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """None where missing: terms (not offered), deployment (not on that chain), wallet (not the caller's)."""
+
+    product: TokenProduct
+    terms: ProductTerms | None
+    deployment: ChainDeployment | None
+    paused_by_break: bool
+    wallet: Wallet | None
+    webhook_endpoint_ids: list[int]
+
+
+def request_context(*, product_symbol: str, chain: str, participant_id: int | None = None,
+                    wallet_id: int | None = None) -> RequestContext | None:
+    """None if there is no such product."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CONTEXT_SQL, {"open": ReconciliationBreak.Status.OPEN, "participant": participant_id,
+                                      "chain": chain, "wallet": wallet_id, "symbol": product_symbol})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    a = len(_PRODUCT_FIELDS)
+    b = a + len(_TERMS_FIELDS)
+    c = b + len(_DEPLOYMENT_FIELDS)
+    d = c + len(_WALLET_FIELDS)
+    product = partial(TokenProduct, _PRODUCT_FIELDS, row[:a])
+    terms = partial(ProductTerms, _TERMS_FIELDS, row[a:b]) if row[a] is not None else None
+    if terms is not None:
+        terms.product = product
+    return RequestContext(
+        product=product, terms=terms,
+        deployment=partial(ChainDeployment, _DEPLOYMENT_FIELDS, row[b:c]) if row[b] is not None else None,
+        wallet=partial(Wallet, _WALLET_FIELDS, row[c:d]) if row[c] is not None else None,
+        paused_by_break=row[d], webhook_endpoint_ids=list(row[d + 1]))
+
+
+def active_webhook_endpoint_ids(*, participant_id: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM mint_redeem_webhookendpoint WHERE participant_id = %s AND active ORDER BY id",
+                       [participant_id])
+        return [row[0] for row in cursor.fetchall()]

@@ -26,8 +26,9 @@ from django.utils import timezone
 
 from compliance import gates
 from compliance import services as compliance_services
-from compliance.models import Participant, Wallet
+from compliance.models import Participant
 from compliance.roles import assert_four_eyes
+from config import sql
 from config.api import DomainError
 from config.logging import current_correlation_id
 from custody import calendar
@@ -36,6 +37,7 @@ from custody.models import BrokerOrder, ChainDeployment, Fill, TokenProduct
 from custody.reserves import assert_mint_covered
 from ledger.postings import Line, PendingOpen, PendingPost, PendingVoid, Posting
 from ledger.services import NewEvent, append
+from mint_redeem import selectors
 from mint_redeem.lifecycle import MintLifecycle, RedemptionLifecycle, next_state
 from mint_redeem.models import (
     ChainOperation,
@@ -43,7 +45,6 @@ from mint_redeem.models import (
     ProductTerms,
     Redemption,
     WebhookDelivery,
-    WebhookEndpoint,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class Quote:
     token_base_units: int
     notional_cents: int
     cash_due_cents: int
+    minting_paused: bool
 
 
 def parse_quantity(quantity: str) -> int:
@@ -106,14 +108,16 @@ def parse_quantity(quantity: str) -> int:
 
 
 def quote(*, product_symbol: str, chain: str, quantity: str) -> Quote:
-    terms = (ProductTerms.objects.select_related("product__security", "broker", "custodian")
-             .filter(product__symbol=product_symbol).first())
+    return _quote(selectors.request_context(product_symbol=product_symbol, chain=chain), product_symbol=product_symbol,
+                  chain=chain, quantity=quantity)
+
+
+def _quote(found: selectors.RequestContext | None, *, product_symbol: str, chain: str, quantity: str) -> Quote:
+    if found is None:
+        raise RequestError(f"unknown product {product_symbol!r}", code="unknown_product", http_status=404)
+    product, terms, deployment = found.product, found.terms, found.deployment
     if terms is None:
-        if not TokenProduct.objects.filter(symbol=product_symbol).exists():
-            raise RequestError(f"unknown product {product_symbol!r}", code="unknown_product", http_status=404)
         raise RequestError(f"{product_symbol} is not open for primary-market requests", code="product_not_offered")
-    product = terms.product
-    deployment = ChainDeployment.objects.filter(product_id=product.pk, chain=chain).first()
     if deployment is None:
         raise RequestError(f"{product.symbol} is not deployed on {chain!r}", code="unknown_chain")
     quantity_nano = parse_quantity(quantity)
@@ -125,20 +129,25 @@ def quote(*, product_symbol: str, chain: str, quantity: str) -> Quote:
     notional = _ceil_cents(Decimal(quantity_nano) * terms.reference_price / NANO)
     cash_due = _ceil_cents(Decimal(notional) * (10_000 + terms.cash_buffer_bps + terms.fee_bps) / 10_000 / 100)
     return Quote(product=product, deployment=deployment, terms=terms, quantity_nano=quantity_nano,
-                 token_base_units=int(base_units), notional_cents=notional, cash_due_cents=cash_due)
+                 token_base_units=int(base_units), notional_cents=notional, cash_due_cents=cash_due,
+                 minting_paused=product.status != TokenProduct.Status.ACTIVE or found.paused_by_break)
 
 
-def _ceil_cents(dollars: Decimal) -> int:
-    return int((dollars * 100).to_integral_value(rounding=ROUND_CEILING))
-
-
-def _wallet_of(participant: Participant, wallet_id: int, chain: str) -> Wallet:
-    wallet = Wallet.objects.filter(pk=wallet_id, participant=participant).first()
+def _request_context(participant: Participant, product_symbol: str, chain: str, quantity: str, wallet_id: int):
+    """Quote the request and find the caller's wallet for it (one read, before the transaction)."""
+    found = selectors.request_context(product_symbol=product_symbol, chain=chain, participant_id=participant.pk,
+                                      wallet_id=wallet_id)
+    q = _quote(found, product_symbol=product_symbol, chain=chain, quantity=quantity)
+    wallet = found.wallet
     if wallet is None:
         raise RequestError("unknown wallet", code="unknown_wallet", http_status=404)
     if wallet.chain != chain:
         raise RequestError(f"wallet {wallet_id} is on {wallet.chain}, not {chain}", code="wallet_chain_mismatch")
-    return wallet
+    return q, wallet, found.webhook_endpoint_ids
+
+
+def _ceil_cents(dollars: Decimal) -> int:
+    return int((dollars * 100).to_integral_value(rounding=ROUND_CEILING))
 
 
 # ------------------------------------------------------------------------------- transitions
@@ -184,9 +193,10 @@ def _transition(request, event: str, *, actor: str, reason: str = "", refs: dict
     return events
 
 
-def _append(request, events: Sequence[NewEvent], *, actor: str, expected_version: int, idempotency_key=None):
+def _append(request, events: Sequence[NewEvent], *, actor: str, expected_version: int, idempotency_key=None,
+            savepoint: bool = True):
     return append(events=list(events), expected={request.stream: expected_version}, actor=actor,
-                  correlation_id=current_correlation_id(), idempotency_key=idempotency_key)
+                  correlation_id=current_correlation_id(), idempotency_key=idempotency_key, savepoint=savepoint)
 
 
 def _kick(kind: str, request_id: int) -> None:
@@ -201,20 +211,20 @@ def mint_request_create(*, participant: Participant, product_symbol: str, chain:
                         wallet_id: int, funding: str, actor: str, idempotency_key: str = "") -> MintRequest:
     if funding not in MintRequest.Funding.values:
         raise RequestError("funding must be \"cash\" or \"in_kind\"", code="invalid_funding")
-    q = quote(product_symbol=product_symbol, chain=chain, quantity=quantity)
-    wallet = _wallet_of(participant, wallet_id, chain)
-    if q.product.status != TokenProduct.Status.ACTIVE or q.product.minting_paused:
+    q, wallet, endpoint_ids = _request_context(participant, product_symbol, chain, quantity, wallet_id)
+    if q.minting_paused:
         raise RequestError(f"minting of {q.product.symbol} is paused", code="minting_paused", http_status=409)
     notional = q.cash_due_cents if funding == MintRequest.Funding.CASH else q.notional_cents
     with transaction.atomic():
         # Requested and accepted in one step (the gate passes below), so the row is written once.
         accepted = next_state(MintLifecycle, "requested", "accept", in_kind=funding == MintRequest.Funding.IN_KIND)
-        mint = MintRequest.objects.create(
-            participant=participant, product=q.product, chain=chain, wallet=wallet, quantity_nano=q.quantity_nano,
-            token_base_units=q.token_base_units, notional_cents=notional, funding=funding,
-            cash_due_cents=q.cash_due_cents if funding == MintRequest.Funding.CASH else 0,
+        now = timezone.now()
+        mint = sql.insert(MintRequest(
+            participant_id=participant.pk, product=q.product, chain=chain, wallet=wallet,
+            quantity_nano=q.quantity_nano, token_base_units=q.token_base_units, notional_cents=notional,
+            funding=funding, cash_due_cents=q.cash_due_cents if funding == MintRequest.Funding.CASH else 0,
             state=accepted, version=2, needs_approval=notional > q.terms.approval_threshold_cents,
-            idempotency_key=idempotency_key[:200], created_by=actor)
+            idempotency_key=idempotency_key[:200], created_by=actor, created_at=now, updated_at=now))
         gates.assert_may_transact_and_reserve(participant=participant, wallet=wallet, notional_cents=notional,
                                               reference=mint.stream)
         requested = NewEvent(stream=mint.stream, type="mint.requested", data={
@@ -225,8 +235,8 @@ def mint_request_create(*, participant: Participant, product_symbol: str, chain:
         accept = NewEvent(stream=mint.stream, type=f"mint.{accepted}", data={
             "request_id": mint.pk, "from_state": "requested", "to_state": accepted,
             "reason": "compliance checks passed", "refs": {}})
-        _append(mint, [requested, accept], actor=actor, expected_version=0)
-        _notify(mint, event_type=f"mint.{accepted}", previous_state="requested")
+        _append(mint, [requested, accept], actor=actor, expected_version=0, savepoint=False)
+        _notify(mint, event_type=f"mint.{accepted}", previous_state="requested", endpoint_ids=endpoint_ids)
     return mint
 
 
@@ -427,26 +437,26 @@ def redemption_request_create(*, participant: Participant, product_symbol: str, 
                               wallet_id: int, payout: str, actor: str, idempotency_key: str = "") -> Redemption:
     if payout not in Redemption.Payout.values:
         raise RequestError("payout must be \"cash\" or \"in_kind\"", code="invalid_payout")
-    q = quote(product_symbol=product_symbol, chain=chain, quantity=quantity)
-    wallet = _wallet_of(participant, wallet_id, chain)
+    q, wallet, endpoint_ids = _request_context(participant, product_symbol, chain, quantity, wallet_id)
     if not q.terms.redemption_addresses.get(chain):
         raise RequestError(f"no redemption address is configured for {q.product.symbol} on {chain}",
                            code="product_not_offered")
     with transaction.atomic():
-        redemption = Redemption.objects.create(
-            participant=participant, product=q.product, chain=chain, wallet=wallet, quantity_nano=q.quantity_nano,
-            token_base_units=q.token_base_units, notional_cents=q.notional_cents, payout=payout, state="requested",
-            needs_approval=q.notional_cents > q.terms.approval_threshold_cents, version=1,
-            delivery_account=participant_shares(participant.pk) if payout == Redemption.Payout.IN_KIND else "",
-            idempotency_key=idempotency_key[:200], created_by=actor)
+        now = timezone.now()
+        redemption = sql.insert(Redemption(
+            participant_id=participant.pk, product=q.product, chain=chain, wallet=wallet,
+            quantity_nano=q.quantity_nano, token_base_units=q.token_base_units, notional_cents=q.notional_cents,
+            payout=payout, state="requested", needs_approval=q.notional_cents > q.terms.approval_threshold_cents,
+            version=1, delivery_account=participant_shares(participant.pk) if payout == Redemption.Payout.IN_KIND
+            else "", idempotency_key=idempotency_key[:200], created_by=actor, created_at=now, updated_at=now))
         gates.assert_may_transact_and_reserve(participant=participant, wallet=wallet,
                                               notional_cents=q.notional_cents, reference=redemption.stream)
         _append(redemption, [NewEvent(stream=redemption.stream, type="redemption.requested", data={
             "redemption_id": redemption.pk, "participant_id": participant.pk, "product": q.product.symbol,
             "chain": chain, "wallet_address": wallet.address, "quantity_nano": q.quantity_nano,
             "token_base_units": q.token_base_units, "payout": payout, "notional_cents": q.notional_cents,
-            "needs_approval": redemption.needs_approval})], actor=actor, expected_version=0)
-        _notify(redemption, event_type="redemption.requested", previous_state="")
+            "needs_approval": redemption.needs_approval})], actor=actor, expected_version=0, savepoint=False)
+        _notify(redemption, event_type="redemption.requested", previous_state="", endpoint_ids=endpoint_ids)
     return redemption
 
 
@@ -565,20 +575,22 @@ def redemption_advance(*, redemption: Redemption, actor: str, now=None) -> Redem
 
 # --------------------------------------------------------------------------------- webhooks
 
-def _notify(request, *, event_type: str, previous_state: str) -> None:
-    """Queue one delivery per active endpoint of the request's participant, in the same transaction."""
+def _notify(request, *, event_type: str, previous_state: str, endpoint_ids: list[int] | None = None) -> None:
+    """Queue one delivery per active endpoint of the request's participant, in the same transaction
+    (`endpoint_ids` when the caller has just read them)."""
     from mint_redeem.webhooks import request_payload
 
-    endpoints = list(WebhookEndpoint.objects.filter(participant_id=request.participant_id, active=True))
-    if not endpoints:
+    if endpoint_ids is None:
+        endpoint_ids = selectors.active_webhook_endpoint_ids(participant_id=request.participant_id)
+    if not endpoint_ids:
         return
     event_id = f"{request.stream}.{request.version}.{request.state}"
     payload = {"id": event_id, "type": event_type, "created_at": timezone.now().isoformat(),
                "previous_state": previous_state, "data": request_payload(request)}
     # Due now: sent by the task queued on commit, or by the retry beat if the process dies before that.
     now = timezone.now()
-    deliveries = [WebhookDelivery(endpoint=endpoint, event_id=event_id, event_type=event_type, payload=payload,
-                                  next_attempt_at=now) for endpoint in endpoints]
+    deliveries = [WebhookDelivery(endpoint_id=endpoint_id, event_id=event_id, event_type=event_type, payload=payload,
+                                  next_attempt_at=now) for endpoint_id in endpoint_ids]
     # event_id carries the stream version, so it is new for every transition.
     ids = [d.pk for d in WebhookDelivery.objects.bulk_create(deliveries)]
     if ids:

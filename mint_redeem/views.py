@@ -17,6 +17,7 @@ from mint_redeem.models import MintRequest, Redemption, WebhookEndpoint
 from mint_redeem.serializers import (
     CancelSerializer,
     ErrorSerializer,
+    EventSerializer,
     MintCreateSerializer,
     MintDetailSerializer,
     MintSerializer,
@@ -27,6 +28,8 @@ from mint_redeem.serializers import (
     SignatureCheckSerializer,
     WebhookCreateSerializer,
     WebhookSerializer,
+    mint_body,
+    redemption_body,
 )
 
 
@@ -91,18 +94,18 @@ LIST_PARAMETERS = [OpenApiParameter(name, str, description=desc) for name, desc 
 
 class _ListMixin:
     filterset_class: type
-    serializer_class: type
+    body = staticmethod(mint_body)
 
     def paginated(self, request, queryset):
         queryset = self.filterset_class(request.query_params, queryset=queryset).qs
         paginator = NewestFirst()
         page = paginator.paginate_queryset(queryset, request, view=self)
-        return paginator.get_paginated_response(self.serializer_class(page, many=True).data)
+        return paginator.get_paginated_response([self.body(item) for item in page])
 
 
 class MintListView(_ListMixin, MarketMakerView):
     filterset_class = MintFilter
-    serializer_class = MintSerializer
+    body = staticmethod(mint_body)
 
     @extend_schema(parameters=LIST_PARAMETERS, responses=MintSerializer(many=True), summary="Your mint requests")
     def get(self, request):
@@ -117,11 +120,11 @@ class MintListView(_ListMixin, MarketMakerView):
         body = MintCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         mint = services.mint_request_create(
-            participant=self.participant(), product_symbol=body.validated_data["product"],
+            participant=self.participant_ref(), product_symbol=body.validated_data["product"],
             chain=body.validated_data["chain"], quantity=body.validated_data["quantity"],
             wallet_id=body.validated_data["wallet"], funding=body.validated_data["funding"], actor=self.actor(),
             idempotency_key=request.idempotency_key)
-        return Response(MintSerializer(mint).data, status=status.HTTP_201_CREATED)
+        return Response(mint_body(mint), status=status.HTTP_201_CREATED)
 
 
 def _own(queryset, pk):
@@ -135,8 +138,8 @@ class MintDetailView(MarketMakerView):
     @extend_schema(responses={200: MintDetailSerializer, **ACTION_ERRORS}, summary="One mint request with its full event history")
     def get(self, request, mint_id: int):
         mint = _own(selectors.mints_of(participant_id=request.auth.participant_id), mint_id)
-        mint.events = selectors.request_history(request=mint)
-        return Response(MintDetailSerializer(mint).data)
+        events = EventSerializer(selectors.request_history(request=mint), many=True).data
+        return Response({**mint_body(mint), "events": events})
 
 
 class MintCancelView(MarketMakerView):
@@ -149,12 +152,12 @@ class MintCancelView(MarketMakerView):
         body = CancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         mint = services.mint_cancel(mint=mint, actor=self.actor(), reason=body.validated_data["reason"])
-        return Response(MintSerializer(mint).data)
+        return Response(mint_body(mint))
 
 
 class RedemptionListView(_ListMixin, MarketMakerView):
     filterset_class = RedemptionFilter
-    serializer_class = RedemptionSerializer
+    body = staticmethod(redemption_body)
 
     @extend_schema(parameters=LIST_PARAMETERS, responses=RedemptionSerializer(many=True),
                    summary="Your redemption requests")
@@ -170,19 +173,19 @@ class RedemptionListView(_ListMixin, MarketMakerView):
         body = RedemptionCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         redemption = services.redemption_request_create(
-            participant=self.participant(), product_symbol=body.validated_data["product"],
+            participant=self.participant_ref(), product_symbol=body.validated_data["product"],
             chain=body.validated_data["chain"], quantity=body.validated_data["quantity"],
             wallet_id=body.validated_data["wallet"], payout=body.validated_data["payout"], actor=self.actor(),
             idempotency_key=request.idempotency_key)
-        return Response(RedemptionSerializer(redemption).data, status=status.HTTP_201_CREATED)
+        return Response(redemption_body(redemption), status=status.HTTP_201_CREATED)
 
 
 class RedemptionDetailView(MarketMakerView):
     @extend_schema(responses={200: RedemptionDetailSerializer, **ACTION_ERRORS}, summary="One redemption with its full event history")
     def get(self, request, redemption_id: int):
         redemption = _own(selectors.redemptions_of(participant_id=request.auth.participant_id), redemption_id)
-        redemption.events = selectors.request_history(request=redemption)
-        return Response(RedemptionDetailSerializer(redemption).data)
+        events = EventSerializer(selectors.request_history(request=redemption), many=True).data
+        return Response({**redemption_body(redemption), "events": events})
 
 
 class RedemptionCancelView(MarketMakerView):
@@ -196,7 +199,7 @@ class RedemptionCancelView(MarketMakerView):
         body.is_valid(raise_exception=True)
         redemption = services.redemption_cancel(redemption=redemption, actor=self.actor(),
                                                 reason=body.validated_data["reason"])
-        return Response(RedemptionSerializer(redemption).data)
+        return Response(redemption_body(redemption))
 
 
 class ProductListView(MarketMakerView):
