@@ -6,7 +6,13 @@ RFC 9421 verification path, no work) as the framework's ceiling.
 
 Requests are signed before the clock starts (signatures stay valid for 5 minutes, and each carries a
 fresh nonce), so the load generator spends its CPU on HTTP, not on signing: both share the machine's
-two cores with the server. Prints one JSON line.
+two cores with the server. The CPU each request cost the server, PostgreSQL and the client is reported
+per phase.
+
+Closed-loop clients measure throughput, but their latency is only queueing (32 clients at X requests/s
+wait 32/X s on average, whatever the server does). So the same mints are also sent open loop at fixed
+offered rates (--paced-rates), where latency counts from when a request was due: the latency a market
+maker sees at that load, or, if the server cannot keep up, how far behind it falls. Prints one JSON line.
 
     .venv/bin/python bench/api_load.py [--seconds 20] [--clients 32] [--workers 4] [--threads 4]
 """
@@ -129,49 +135,96 @@ def start_server(database_url: str, broker_url: str, port: int, workers: int, th
     raise RuntimeError("gunicorn did not start")
 
 
-def _client_process(port: int, plans, seconds: float, start_at: float, out) -> None:
-    """Run one thread per plan: send its pre-signed requests back to back until time is up."""
+def _client_process(port: int, plans, seconds: float, start_at: float, interval: float | None, out) -> None:
+    """Run one thread per plan, each sending its pre-signed requests over one keep-alive connection:
+    back to back (closed loop), or one every `interval` seconds (open loop). In the open loop a request's
+    latency counts from when it was due, not when it could be sent, so a server that falls behind shows
+    it (no coordinated omission)."""
     results = []
     lock = threading.Lock()
 
-    def run(plan):
+    def run(index: int, plan):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         latencies, statuses = [], {}
+        stop_at = start_at + seconds
+        # Spread the open-loop clients evenly over one interval.
+        due = start_at + (interval * index / len(plans) if interval else 0.0)
         while time.time() < start_at:
             time.sleep(0.001)
-        stop_at = start_at + seconds
         for path, headers, body in plan:
-            if time.time() >= stop_at:
+            if interval:
+                if due >= stop_at:
+                    break
+                pause = due - time.time()
+                if pause > 0:
+                    time.sleep(pause)
+                began_wall = due
+                due += interval
+            elif time.time() >= stop_at:
                 break
-            began = time.perf_counter()
+            else:
+                began_wall = time.time()
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
-            latencies.append(time.perf_counter() - began)
+            latencies.append(time.time() - began_wall)
             statuses[response.status] = statuses.get(response.status, 0) + 1
         with lock:
             results.append((latencies, statuses, time.time()))
         conn.close()
 
-    threads = [threading.Thread(target=run, args=(plan,)) for plan in plans]
+    threads = [threading.Thread(target=run, args=(i, plan)) for i, plan in enumerate(plans)]
+    began_cpu = time.process_time()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    out.put(results)
+    out.put((results, time.process_time() - began_cpu))
 
 
-def load(port: int, plans, seconds: float, processes: int) -> dict:
+def _cpu_seconds(match) -> float:
+    """CPU time (user + system) so far of every process whose command line matches."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not match(cmdline):
+                continue
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def _is_server(cmdline: str) -> bool:
+    return "gunicorn" in cmdline and "config.wsgi" in cmdline
+
+
+def _is_postgres(cmdline: str) -> bool:
+    return cmdline.startswith("postgres") or "/bin/postgres" in cmdline
+
+
+def load(port: int, plans, seconds: float, processes: int, rate: float | None = None) -> dict:
+    """Closed loop (rate None): every client sends back to back. Open loop: `rate` requests/s in all."""
     queue = multiprocessing.Queue()
     start_at = time.time() + 2.0
+    interval = len(plans) / rate if rate else None
     groups = [plans[i::processes] for i in range(processes)]
-    procs = [multiprocessing.Process(target=_client_process, args=(port, group, seconds, start_at, queue))
+    procs = [multiprocessing.Process(target=_client_process,
+                                     args=(port, group, seconds, start_at, interval, queue))
              for group in groups if group]
     for proc in procs:
         proc.start()
-    collected = [item for _ in procs for item in queue.get()]
+    while time.time() < start_at:
+        time.sleep(0.01)
+    server_cpu, postgres_cpu = _cpu_seconds(_is_server), _cpu_seconds(_is_postgres)
+    outputs = [queue.get() for _ in procs]
+    server_cpu, postgres_cpu = _cpu_seconds(_is_server) - server_cpu, _cpu_seconds(_is_postgres) - postgres_cpu
     for proc in procs:
         proc.join()
+    collected = [item for results, _cpu in outputs for item in results]
+    client_cpu = sum(cpu for _results, cpu in outputs)
     latencies = sorted(lat for lats, _s, _t in collected for lat in lats)
     statuses: dict[int, int] = {}
     for _l, s, _t in collected:
@@ -183,9 +236,18 @@ def load(port: int, plans, seconds: float, processes: int) -> dict:
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
 
-    return {"requests": len(latencies), "seconds": round(elapsed, 2),
-            "requests_per_s": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-            "statuses": {str(k): v for k, v in sorted(statuses.items())}, "plan_exhausted": exhausted}
+    def per_request(cpu: float) -> float:
+        return round(cpu * 1000 / len(latencies), 2)
+
+    result = {"requests": len(latencies), "seconds": round(elapsed, 2),
+              "requests_per_s": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+              "statuses": {str(k): v for k, v in sorted(statuses.items())}, "plan_exhausted": exhausted,
+              # Where the two cores went, per request (the client shares them with the server).
+              "cpu_ms_per_request": {"server": per_request(server_cpu), "postgres": per_request(postgres_cpu),
+                                     "client": per_request(client_cpu)}}
+    if rate:
+        result["offered_per_s"] = rate
+    return result
 
 
 def main() -> int:
@@ -196,6 +258,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--max-rate", type=int, default=1500, help="requests/s to pre-sign for")
+    parser.add_argument("--paced-seconds", type=float, default=10)
+    parser.add_argument("--paced-rates", default="300,100",
+                        help="open-loop mint rates (requests/s in all) to measure latency at; empty for none")
     args = parser.parse_args()
 
     database_url = fresh_database_url()
@@ -214,9 +279,11 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     log(f"seeding {args.clients} market makers ...")
     makers = seed(args.clients)
+    rates = [float(r) for r in args.paced_rates.split(",") if r.strip()]
     per_client = int(args.max_rate * (args.seconds + 5) / args.clients) + 50
+    paced_per_client = [int(rate * (args.paced_seconds + 2) / args.clients) + 10 for rate in rates]
     log(f"pre-signing {per_client} requests per client ...")
-    mint_plans = presign(makers, per_client, "/api/v1/mints", lambda mm, i: {
+    mint_plans = presign(makers, per_client + sum(paced_per_client), "/api/v1/mints", lambda mm, i: {
         "product": "AAPLx", "chain": "ethereum", "quantity": "1", "wallet": mm.wallets["ethereum"].pk,
         "funding": "cash"})
     noop_plans = presign(makers, per_client, "/api/v1/signature-check", lambda mm, i: {})
@@ -230,7 +297,13 @@ def main() -> int:
         log(f"ceiling: authenticated no-op, {args.clients} clients, {args.seconds} s ...")
         ceiling = load(port, [plan[20:] for plan in noop_plans], args.seconds, args.client_processes)
         log(f"mints: {args.clients} clients, {args.seconds} s ...")
-        mints = load(port, mint_plans, args.seconds, args.client_processes)
+        mints = load(port, [plan[:per_client] for plan in mint_plans], args.seconds, args.client_processes)
+        paced, offset = [], per_client
+        for rate, count in zip(rates, paced_per_client, strict=True):
+            log(f"mints at {rate:g}/s offered (open loop), {args.paced_seconds} s ...")
+            paced.append(load(port, [plan[offset:offset + count] for plan in mint_plans], args.paced_seconds,
+                              args.client_processes, rate=rate))
+            offset += count
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -250,8 +323,9 @@ def main() -> int:
         "mint_create": mints,
         "noop_ceiling": ceiling,
         "mint_vs_ceiling": round(mints["requests_per_s"] / ceiling["requests_per_s"], 3),
+        "mint_paced": paced,
         "mints_recorded": created,
-        "mints_answered_201": mints["statuses"].get("201", 0),
+        "mints_answered_201": mints["statuses"].get("201", 0) + sum(p["statuses"].get("201", 0) for p in paced),
         "ledger_verify_problems": len(problems),
         "targets": {"requests_per_s>=300": mints["requests_per_s"] >= 300, "p99_ms<100": mints["p99_ms"] < 100,
                     "ceiling_share>=0.4": mints["requests_per_s"] / ceiling["requests_per_s"] >= 0.4},

@@ -24,7 +24,7 @@ import re
 import uuid
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
@@ -32,6 +32,7 @@ from rest_framework.response import Response
 
 from compliance.models import ApiKey, IdempotencyRecord, IdempotencyState
 from config.api import DomainError
+from config.transactions import all_or_nothing
 
 HEADER = "Idempotency-Key"
 IDEMPOTENCY_RETENTION = timedelta(days=7)
@@ -108,7 +109,7 @@ def idempotent(view_method):
             return response
         request.idempotency_key = f"{scope}:{key}"
         try:
-            with transaction.atomic():
+            with all_or_nothing():
                 response = view_method(self, request, *args, **kwargs)
                 if response.status_code >= 500:
                     raise _LostClaim  # roll back whatever the view did, release below

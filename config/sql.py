@@ -13,7 +13,7 @@ from functools import cache
 from typing import TypeVar
 
 from django.db import connection
-from django.db.models import Model
+from django.db.models import JSONField, Model
 
 M = TypeVar("M", bound=Model)
 
@@ -51,8 +51,9 @@ def insert(instance: Model) -> Model:
     id and return it: `save(force_insert=True)` without the ORM's per-call query building."""
     model = type(instance)
     attnames, sql = _insert(model)
-    fields = model._meta.concrete_fields
-    values = [f.get_db_prep_save(getattr(instance, f.attname), connection) for f in fields if not f.primary_key]
+    prepared = _prepared_on_save(model)
+    values = [prepared[name].get_db_prep_save(getattr(instance, name), connection) if name in prepared
+              else getattr(instance, name) for name in attnames]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         instance.pk = cursor.fetchone()[0]
@@ -70,6 +71,13 @@ def partial(model: type[M], names: tuple[str, ...], values) -> M:
     return model.from_db(connection.alias, present, [
         converters[name](by_name[name], None, connection) if name in converters and by_name[name] is not None
         else by_name[name] for name in present])
+
+
+@cache
+def _prepared_on_save(model: type[Model]) -> dict:
+    """Fields whose values the driver cannot take as they are (JSON must be wrapped); psycopg adapts the
+    rest (int, str, bool, Decimal, date, aware datetime, None) exactly as the ORM would send them."""
+    return {f.attname: f for f in model._meta.concrete_fields if isinstance(f, JSONField)}
 
 
 @cache

@@ -28,7 +28,7 @@ from compliance import gates
 from compliance import services as compliance_services
 from compliance.models import Participant
 from compliance.roles import assert_four_eyes
-from config import sql
+from config import sql, transactions
 from config.api import DomainError
 from config.logging import current_correlation_id
 from custody import calendar
@@ -215,7 +215,7 @@ def mint_request_create(*, participant: Participant, product_symbol: str, chain:
     if q.minting_paused:
         raise RequestError(f"minting of {q.product.symbol} is paused", code="minting_paused", http_status=409)
     notional = q.cash_due_cents if funding == MintRequest.Funding.CASH else q.notional_cents
-    with transaction.atomic():
+    with transactions.step():
         # Requested and accepted in one step (the gate passes below), so the row is written once.
         accepted = next_state(MintLifecycle, "requested", "accept", in_kind=funding == MintRequest.Funding.IN_KIND)
         now = timezone.now()
@@ -441,7 +441,7 @@ def redemption_request_create(*, participant: Participant, product_symbol: str, 
     if not q.terms.redemption_addresses.get(chain):
         raise RequestError(f"no redemption address is configured for {q.product.symbol} on {chain}",
                            code="product_not_offered")
-    with transaction.atomic():
+    with transactions.step():
         now = timezone.now()
         redemption = sql.insert(Redemption(
             participant_id=participant.pk, product=q.product, chain=chain, wallet=wallet,
