@@ -135,7 +135,8 @@ def start_server(database_url: str, broker_url: str, port: int, workers: int, th
     raise RuntimeError("gunicorn did not start")
 
 
-def _client_process(port: int, plans, seconds: float, start_at: float, interval: float | None, out) -> None:
+def _client_process(group: int, port: int, plans, seconds: float, start_at: float, interval: float | None,
+                    out) -> None:
     """Run one thread per plan, each sending its pre-signed requests over one keep-alive connection:
     back to back (closed loop), or one every `interval` seconds (open loop). In the open loop a request's
     latency counts from when it was due, not when it could be sent, so a server that falls behind shows
@@ -170,7 +171,7 @@ def _client_process(port: int, plans, seconds: float, start_at: float, interval:
             latencies.append(time.time() - began_wall)
             statuses[response.status] = statuses.get(response.status, 0) + 1
         with lock:
-            results.append((latencies, statuses, time.time()))
+            results.append((index, latencies, statuses, time.time()))
         conn.close()
 
     threads = [threading.Thread(target=run, args=(i, plan)) for i, plan in enumerate(plans)]
@@ -179,7 +180,7 @@ def _client_process(port: int, plans, seconds: float, start_at: float, interval:
         thread.start()
     for thread in threads:
         thread.join()
-    out.put((results, time.process_time() - began_cpu))
+    out.put((group, results, time.process_time() - began_cpu))
 
 
 def _cpu_seconds(match) -> float:
@@ -205,15 +206,17 @@ def _is_postgres(cmdline: str) -> bool:
     return cmdline.startswith("postgres") or "/bin/postgres" in cmdline
 
 
-def load(port: int, plans, seconds: float, processes: int, rate: float | None = None) -> dict:
-    """Closed loop (rate None): every client sends back to back. Open loop: `rate` requests/s in all."""
+def _phase(port: int, plans, seconds: float, processes: int, rate: float | None = None) -> dict:
+    """Run one phase. Closed loop (rate None): every client sends back to back. Open loop: `rate`
+    requests/s in all. Returns the raw figures (see `summary`)."""
     queue = multiprocessing.Queue()
     start_at = time.time() + 2.0
     interval = len(plans) / rate if rate else None
-    groups = [plans[i::processes] for i in range(processes)]
-    procs = [multiprocessing.Process(target=_client_process,
-                                     args=(port, group, seconds, start_at, interval, queue))
-             for group in groups if group]
+    indexed = list(enumerate(plans))
+    groups = [group for group in (indexed[i::processes] for i in range(processes)) if group]
+    procs = [multiprocessing.Process(target=_client_process, args=(
+        number, port, [plan for _i, plan in group], seconds, start_at, interval, queue))
+        for number, group in enumerate(groups)]
     for proc in procs:
         proc.start()
     while time.time() < start_at:
@@ -223,41 +226,75 @@ def load(port: int, plans, seconds: float, processes: int, rate: float | None = 
     server_cpu, postgres_cpu = _cpu_seconds(_is_server) - server_cpu, _cpu_seconds(_is_postgres) - postgres_cpu
     for proc in procs:
         proc.join()
-    collected = [item for results, _cpu in outputs for item in results]
-    client_cpu = sum(cpu for _results, cpu in outputs)
-    latencies = sorted(lat for lats, _s, _t in collected for lat in lats)
+    sent = [0] * len(plans)
+    latencies: list[float] = []
     statuses: dict[int, int] = {}
-    for _l, s, _t in collected:
-        for code, count in s.items():
+    ended = start_at
+    # Each process numbered its threads from 0; map them back to the plans they ran.
+    for number, results, _cpu in outputs:
+        for local_index, lats, codes, finished in results:
+            sent[groups[number][local_index][0]] = len(lats)
+            latencies += lats
+            for code, count in codes.items():
+                statuses[code] = statuses.get(code, 0) + count
+            ended = max(ended, finished)
+    return {"latencies": latencies, "statuses": statuses, "seconds": ended - start_at, "sent": sent,
+            "exhausted": any(n == len(plan) for n, plan in zip(sent, plans, strict=True)),
+            "cpu": {"server": server_cpu, "postgres": postgres_cpu, "client": sum(cpu for _n, _r, cpu in outputs)},
+            "rate": rate}
+
+
+def summary(phases: list[dict]) -> dict:
+    """Figures over one or more phases of the same kind (their time and requests added up)."""
+    latencies = sorted(lat for phase in phases for lat in phase["latencies"])
+    seconds = sum(phase["seconds"] for phase in phases)
+    statuses: dict[int, int] = {}
+    for phase in phases:
+        for code, count in phase["statuses"].items():
             statuses[code] = statuses.get(code, 0) + count
-    elapsed = max(t for _l, _s, t in collected) - start_at
-    exhausted = any(len(lats) == len(plan) for (lats, _s, _t), plan in zip(collected, plans, strict=False))
 
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
 
-    def per_request(cpu: float) -> float:
-        return round(cpu * 1000 / len(latencies), 2)
+    def per_request(name: str) -> float:
+        return round(sum(phase["cpu"][name] for phase in phases) * 1000 / len(latencies), 2)
 
-    result = {"requests": len(latencies), "seconds": round(elapsed, 2),
-              "requests_per_s": round(len(latencies) / elapsed, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
-              "statuses": {str(k): v for k, v in sorted(statuses.items())}, "plan_exhausted": exhausted,
+    result = {"requests": len(latencies), "seconds": round(seconds, 2),
+              "requests_per_s": round(len(latencies) / seconds, 1), "p50_ms": pct(0.50), "p99_ms": pct(0.99),
+              "statuses": {str(k): v for k, v in sorted(statuses.items())},
+              "plan_exhausted": any(phase["exhausted"] for phase in phases),
               # Where the two cores went, per request (the client shares them with the server).
-              "cpu_ms_per_request": {"server": per_request(server_cpu), "postgres": per_request(postgres_cpu),
-                                     "client": per_request(client_cpu)}}
-    if rate:
-        result["offered_per_s"] = rate
+              "cpu_ms_per_request": {name: per_request(name) for name in ("server", "postgres", "client")}}
+    if phases[0]["rate"]:
+        result["offered_per_s"] = phases[0]["rate"]
     return result
+
+
+class Plans:
+    """Pre-signed requests per client, handed out in order across phases (each is sent at most once)."""
+
+    def __init__(self, plans):
+        self.plans = plans
+        self.next = [0] * len(plans)
+
+    def take(self, count: int | None = None):
+        return [plan[start:start + count] if count else plan[start:]
+                for plan, start in zip(self.plans, self.next, strict=True)]
+
+    def used(self, phase: dict) -> dict:
+        self.next = [start + n for start, n in zip(self.next, phase["sent"], strict=True)]
+        return phase
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=20, help="per closed-loop measurement, over all rounds")
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--client-processes", type=int, default=2)
-    parser.add_argument("--max-rate", type=int, default=1500, help="requests/s to pre-sign for")
+    parser.add_argument("--max-rate", type=int, default=1000, help="requests/s to pre-sign for")
     parser.add_argument("--paced-seconds", type=float, default=10)
     parser.add_argument("--paced-rates", default="300,100",
                         help="open-loop mint rates (requests/s in all) to measure latency at; empty for none")
@@ -292,18 +329,23 @@ def main() -> int:
     port = free_port()
     server = start_server(database_url, settings.CELERY_BROKER_URL, port, args.workers, args.threads)
     try:
+        noop, mint = Plans(noop_plans), Plans(mint_plans)
         log("warming up ...")
-        load(port, [plan[:20] for plan in noop_plans], 3, args.client_processes)
-        log(f"ceiling: authenticated no-op, {args.clients} clients, {args.seconds} s ...")
-        ceiling = load(port, [plan[20:] for plan in noop_plans], args.seconds, args.client_processes)
-        log(f"mints: {args.clients} clients, {args.seconds} s ...")
-        mints = load(port, [plan[:per_client] for plan in mint_plans], args.seconds, args.client_processes)
-        paced, offset = [], per_client
+        noop.used(_phase(port, noop.take(20), 3, args.client_processes))
+        # The no-op ceiling and the mints alternate in short rounds, so a shift in the machine's speed
+        # (a shared host) touches both alike and their ratio stays meaningful.
+        ceiling_rounds, mint_rounds = [], []
+        slice_s = args.seconds / args.rounds
+        for round_no in range(args.rounds):
+            log(f"round {round_no + 1}/{args.rounds}: no-op then mints, {args.clients} clients, {slice_s:g} s each")
+            ceiling_rounds.append(noop.used(_phase(port, noop.take(), slice_s, args.client_processes)))
+            mint_rounds.append(mint.used(_phase(port, mint.take(), slice_s, args.client_processes)))
+        ceiling, mints = summary(ceiling_rounds), summary(mint_rounds)
+        paced = []
         for rate, count in zip(rates, paced_per_client, strict=True):
             log(f"mints at {rate:g}/s offered (open loop), {args.paced_seconds} s ...")
-            paced.append(load(port, [plan[offset:offset + count] for plan in mint_plans], args.paced_seconds,
-                              args.client_processes, rate=rate))
-            offset += count
+            paced.append(summary([mint.used(_phase(port, mint.take(count), args.paced_seconds,
+                                                   args.client_processes, rate=rate))]))
     finally:
         server.terminate()
         server.wait(timeout=30)

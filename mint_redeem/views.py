@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from compliance.idempotency import idempotent
 from compliance.views import IDEMPOTENCY_HEADER, MarketMakerView
+from config.api import validated
 from custody.selectors import products_with_reserves
 from mint_redeem import selectors, services, webhooks
 from mint_redeem.models import MintRequest, Redemption, WebhookEndpoint
@@ -117,12 +118,10 @@ class MintListView(_ListMixin, MarketMakerView):
                                "waits for `cash_due_cents` to arrive; orders go out when the market is open.")
     @idempotent
     def post(self, request):
-        body = MintCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(MintCreateSerializer, request.data)
         mint = services.mint_request_create(
-            participant=self.participant_ref(), product_symbol=body.validated_data["product"],
-            chain=body.validated_data["chain"], quantity=body.validated_data["quantity"],
-            wallet_id=body.validated_data["wallet"], funding=body.validated_data["funding"], actor=self.actor(),
+            participant=self.participant_ref(), product_symbol=body["product"], chain=body["chain"],
+            quantity=body["quantity"], wallet_id=body["wallet"], funding=body["funding"], actor=self.actor(),
             idempotency_key=request.idempotency_key)
         return Response(mint_body(mint), status=status.HTTP_201_CREATED)
 
@@ -170,12 +169,10 @@ class RedemptionListView(_ListMixin, MarketMakerView):
                                "they are burned and the shares sold (cash) or delivered (in kind).")
     @idempotent
     def post(self, request):
-        body = RedemptionCreateSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(RedemptionCreateSerializer, request.data)
         redemption = services.redemption_request_create(
-            participant=self.participant_ref(), product_symbol=body.validated_data["product"],
-            chain=body.validated_data["chain"], quantity=body.validated_data["quantity"],
-            wallet_id=body.validated_data["wallet"], payout=body.validated_data["payout"], actor=self.actor(),
+            participant=self.participant_ref(), product_symbol=body["product"], chain=body["chain"],
+            quantity=body["quantity"], wallet_id=body["wallet"], payout=body["payout"], actor=self.actor(),
             idempotency_key=request.idempotency_key)
         return Response(redemption_body(redemption), status=status.HTTP_201_CREATED)
 
