@@ -340,6 +340,8 @@ def main() -> int:
             log(f"round {round_no + 1}/{args.rounds}: no-op then mints, {args.clients} clients, {slice_s:g} s each")
             ceiling_rounds.append(noop.used(_phase(port, noop.take(), slice_s, args.client_processes)))
             mint_rounds.append(mint.used(_phase(port, mint.take(), slice_s, args.client_processes)))
+            log(f"  no-op {summary(ceiling_rounds[-1:])['requests_per_s']}/s, "
+                f"mints {summary(mint_rounds[-1:])['requests_per_s']}/s")
         ceiling, mints = summary(ceiling_rounds), summary(mint_rounds)
         paced = []
         for rate, count in zip(rates, paced_per_client, strict=True):
