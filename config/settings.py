@@ -109,8 +109,10 @@ else:
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))}
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Server-side binding lets psycopg prepare a statement once it has run a few times on a connection, so
-# PostgreSQL stops parsing and planning the same hot-path statements on every request.
-DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+# PostgreSQL stops parsing and planning the same hot-path statements on every request. Set
+# DB_PREPARED_STATEMENTS=false behind a connection pooler that cannot carry prepared statements.
+if os.environ.get("DB_PREPARED_STATEMENTS", "true").lower() != "false":
+    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME", "test_issuer")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
