@@ -434,13 +434,6 @@ def notional_usage_release(*, reference: str) -> None:
     NotionalUsage.objects.filter(reference=reference, released_at__isnull=True).update(released_at=timezone.now())
 
 
-def _used_today(*, participant_id: int, day: date) -> int:
-    from django.db.models import Sum
-
-    return (NotionalUsage.objects.filter(participant_id=participant_id, usage_date=day, released_at__isnull=True)
-            .aggregate(total=Sum("notional_cents"))["total"] or 0)
-
-
 # --- API keys -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -68,8 +68,7 @@ class RequestContext:
     webhook_endpoint_ids: list[int]
 
 
-def request_context(*, product_symbol: str, chain: str, participant_id: int | None = None,
-                    wallet_id: int | None = None) -> RequestContext | None:
+def request_context(*, product_symbol: str, chain: str, participant_id: int, wallet_id: int) -> RequestContext | None:
     """None if there is no such product."""
     with connection.cursor() as cursor:
         cursor.execute(_CONTEXT_SQL, {"open": ReconciliationBreak.Status.OPEN, "participant": participant_id,

@@ -107,11 +107,6 @@ def parse_quantity(quantity: str) -> int:
     return int(nano)
 
 
-def quote(*, product_symbol: str, chain: str, quantity: str) -> Quote:
-    return _quote(selectors.request_context(product_symbol=product_symbol, chain=chain), product_symbol=product_symbol,
-                  chain=chain, quantity=quantity)
-
-
 def _quote(found: selectors.RequestContext | None, *, product_symbol: str, chain: str, quantity: str) -> Quote:
     if found is None:
         raise RequestError(f"unknown product {product_symbol!r}", code="unknown_product", http_status=404)
