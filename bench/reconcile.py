@@ -25,6 +25,8 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from ledger.units import NANO
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -36,7 +38,6 @@ FILLS = 10_000
 IN_TRANSIT = 1_000
 TARGET_S = 5.0
 SEED = 20251114
-NANO = 10**9
 
 
 def log(message: str) -> None:

@@ -9,7 +9,8 @@ reference, checked under the participant's row lock); rejected or cancelled requ
 from __future__ import annotations
 
 import contextlib
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -27,6 +28,15 @@ REFUSAL_CODES = (
 class ComplianceRefusal(DomainError):
     code = "compliance_refused"
     http_status = 403
+
+
+# Caps are per trading day, and US equities trade on New York's clock: a request at 21:00 New York time
+# counts against that New York day, not the UTC day that has already begun.
+TRADING_TZ = ZoneInfo("America/New_York")
+
+
+def trading_day(at: datetime | None = None) -> date:
+    return timezone.localtime(at or timezone.now(), TRADING_TZ).date()
 
 
 def _refuse(code: str, message: str, *, http_status: int = 403, details=None):
@@ -90,7 +100,7 @@ def assert_may_transact(*, participant: Participant, wallet: Wallet | None, noti
     """Raise ComplianceRefusal unless the participant may transact `notional_cents` with `wallet`.
     `wallet` may be None for operations that involve no wallet of the participant (e.g. an in-kind
     delivery)."""
-    today = today or timezone.localdate()
+    today = today or trading_day()
     with connection.cursor() as cursor:
         p, w = _read(cursor, participant.pk, wallet, lock=False)
 
@@ -107,7 +117,7 @@ def assert_may_transact_and_reserve(*, participant: Participant, wallet: Wallet 
     request calls in the transaction that creates it. Concurrent requests of one participant queue on
     the lock, so they cannot both squeeze under the cap. Idempotent per `reference`. A refusal writes
     nothing, so it needs no savepoint of its own inside the caller's transaction."""
-    today = today or timezone.localdate()
+    today = today or trading_day()
     outer = contextlib.nullcontext() if connection.in_atomic_block else transaction.atomic()
     with outer, connection.cursor() as cursor:
         p, w = _read(cursor, participant.pk, wallet, lock=True)
@@ -135,8 +145,36 @@ def assert_may_transact_and_reserve(*, participant: Participant, wallet: Wallet 
                              notional_cents=notional_cents, usage_date=today, released_at=None, created_at=now)
 
 
+def assert_may_continue(*, participant: Participant, wallet: Wallet | None, today: date | None = None) -> None:
+    """The gate before a request's chain action: the participant's status, sanctions and the wallet only.
+    The request's amount was checked, and charged against the day's cap, when it was made; checking it
+    again against the cap of a later day would fail a mint whose shares are already bought because of
+    unrelated requests."""
+    today = today or trading_day()
+    with connection.cursor() as cursor:
+        p, w = _read(cursor, participant.pk, wallet, lock=False)
+    _check_standing(p, w, wallet is not None, today)
+
+
 def _check(p: Participant, w: Wallet | None, wallet_given: bool, notional_cents: int, today: date, *,
            used_today) -> None:
+    _check_standing(p, w, wallet_given, today)
+    if isinstance(notional_cents, bool) or not isinstance(notional_cents, int) or notional_cents <= 0:
+        raise DomainError("notional must be a positive integer of cents", code="invalid_notional")
+    if notional_cents < p.min_request_cents:
+        _refuse("below_minimum", f"the minimum request is {p.min_request_cents} cents", http_status=422,
+                details={"min_request_cents": p.min_request_cents})
+    if p.max_request_cents == 0 or notional_cents > p.max_request_cents:
+        _refuse("above_request_limit", f"the per-request cap is {p.max_request_cents} cents", http_status=422,
+                details={"max_request_cents": p.max_request_cents})
+    used = used_today()
+    if p.daily_limit_cents == 0 or used + notional_cents > p.daily_limit_cents:
+        _refuse("above_daily_limit", "this request would exceed the daily notional cap", http_status=422,
+                details={"used_cents": used, "daily_limit_cents": p.daily_limit_cents})
+
+
+def _check_standing(p: Participant, w: Wallet | None, wallet_given: bool, today: date) -> None:
+    """Status, sanctions and the wallet: what must still hold at every step of a request."""
     if p.sanctions_hold or p.aml_risk == AmlRisk.PROHIBITED or p.kyc_status == KycStatus.SUSPENDED:
         _refuse("participant_blocked", "this participant is blocked pending a compliance review")
     if p.kyc_status == KycStatus.EXPIRED or (
@@ -155,15 +193,3 @@ def _check(p: Participant, w: Wallet | None, wallet_given: bool, notional_cents:
             _refuse("wallet_frozen", "this wallet is frozen")
         if w.status != WalletStatus.VERIFIED:
             _refuse("wallet_not_verified", "this wallet has not proven control of its address")
-    if isinstance(notional_cents, bool) or not isinstance(notional_cents, int) or notional_cents <= 0:
-        raise DomainError("notional must be a positive integer of cents", code="invalid_notional")
-    if notional_cents < p.min_request_cents:
-        _refuse("below_minimum", f"the minimum request is {p.min_request_cents} cents", http_status=422,
-                details={"min_request_cents": p.min_request_cents})
-    if p.max_request_cents == 0 or notional_cents > p.max_request_cents:
-        _refuse("above_request_limit", f"the per-request cap is {p.max_request_cents} cents", http_status=422,
-                details={"max_request_cents": p.max_request_cents})
-    used = used_today()
-    if p.daily_limit_cents == 0 or used + notional_cents > p.daily_limit_cents:
-        _refuse("above_daily_limit", "this request would exceed the daily notional cap", http_status=422,
-                details={"used_cents": used, "daily_limit_cents": p.daily_limit_cents})

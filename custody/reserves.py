@@ -23,8 +23,8 @@ from config.api import DomainError
 from custody.ledger_reads import balances_as_of_by_prefix
 from custody.models import ChainDeployment, TokenProduct
 from ledger.selectors import BalanceFigures, balances_by_prefix
+from ledger.units import NANO
 
-NANO = 10**9
 COVERAGE_PLACES = Decimal("0.000000001")
 # Enough digits for sums of uint256 amounts with 36 decimals: Decimal arithmetic stays exact.
 _EXACT_PRECISION = 200

@@ -48,9 +48,9 @@ from ledger.accounts import is_valid_path
 from ledger.postings import Line, PendingOpen, PendingPost
 from ledger.selectors import position_at
 from ledger.services import NewEvent, append
+from ledger.units import NANO
 
 logger = logging.getLogger(__name__)
-NANO = Decimal(10**9)
 SETTLE_BATCH = 200
 # Key of the transaction-level advisory lock that serialises reconciliation runs.
 _RECONCILIATION_LOCK = 0x637573746F6479
@@ -164,10 +164,21 @@ def product_multiplier_set(*, product: TokenProduct, multiplier: Decimal, reason
 
 def order_place(*, broker: Broker, security: Security, side: str, quantity_nano: int, client_order_id: str,
                 actor: str) -> BrokerOrder:
-    """Place a market order at `broker`. Idempotent per client_order_id: a repeat returns the same order
-    (and re-submits it if an earlier attempt never reached the broker). The order row and its
-    `custody.order_placed` event are committed before the broker is called, so a crash in between
-    leaves a `new` order that a retry submits again (brokers deduplicate on client_order_id)."""
+    """Place a market order at `broker`: `order_create`, committed, then `order_submit`. Idempotent per
+    client_order_id: a repeat returns the same order (and re-submits it if an earlier attempt never
+    reached the broker)."""
+    with transaction.atomic():
+        order = order_create(broker=broker, security=security, side=side, quantity_nano=quantity_nano,
+                             client_order_id=client_order_id, actor=actor)
+    return order_submit(order=order, actor=actor)
+
+
+def order_create(*, broker: Broker, security: Security, side: str, quantity_nano: int, client_order_id: str,
+                 actor: str) -> BrokerOrder:
+    """Write the order row and its `custody.order_placed` event, without calling the broker, in the
+    caller's transaction (a lifecycle claims its order in the same transaction that moves the request).
+    Once committed, `order_submit` (or `order_sync`) sends it; brokers deduplicate on client_order_id,
+    so a crash between the two and a retry place exactly one order."""
     if side not in ("buy", "sell"):
         raise CustodyError(f"side must be buy or sell, got {side!r}", code="invalid_order")
     if isinstance(quantity_nano, bool) or not isinstance(quantity_nano, int) or quantity_nano <= 0:
@@ -193,12 +204,17 @@ def order_place(*, broker: Broker, security: Security, side: str, quantity_nano:
                 broker.id, security.id, side, quantity_nano):
             raise CustodyError(f"client_order_id {client_order_id} was used for a different order",
                                code="client_order_id_reused", http_status=409)
+    return order
+
+
+def order_submit(*, order: BrokerOrder, actor: str) -> BrokerOrder:
+    """Send a committed `new` order to its broker (a no-op for an order already sent)."""
     if order.status != BrokerOrder.Status.NEW:
         return order
-
+    broker, security, client_order_id = order.broker, order.security, order.client_order_id
     try:
         snapshot = get_adapter(broker).place_order(client_order_id=client_order_id, ticker=security.ticker,
-                                                   side=side, quantity_nano=quantity_nano)
+                                                   side=order.side, quantity_nano=order.quantity_nano)
     except BrokerError as exc:
         if exc.code in ("no_reference_price", "invalid_order"):
             snapshot = OrderSnapshot(broker_order_id="", client_order_id=client_order_id, status="rejected",
@@ -211,6 +227,8 @@ def order_place(*, broker: Broker, security: Security, side: str, quantity_nano:
                              filled_quantity_nano=0, reason=snapshot.reason)
     with transaction.atomic():
         order = BrokerOrder.objects.select_for_update().select_related("broker__custodian", "security").get(pk=order.pk)
+        if order.status != BrokerOrder.Status.NEW:
+            return order  # a concurrent submit recorded the broker's answer first
         _apply_snapshot(order, snapshot, actor=actor)
     return order
 
@@ -220,9 +238,8 @@ def order_sync(*, order: BrokerOrder, actor: str) -> list[Fill]:
     whatever the number of calls) with its pending transfer, and the order's new status.
     Returns the fills recorded by this call."""
     if order.status == BrokerOrder.Status.NEW:
-        # Never reached the broker: submit it now (order_place is idempotent).
-        order = order_place(broker=order.broker, security=order.security, side=order.side,
-                            quantity_nano=order.quantity_nano, client_order_id=order.client_order_id, actor=actor)
+        # Never reached the broker: submit it now (order_submit is idempotent).
+        order = order_submit(order=order, actor=actor)
         if order.status == BrokerOrder.Status.NEW:
             return []
     if order.status == BrokerOrder.Status.REJECTED or (order.status in BrokerOrder.TERMINAL

@@ -18,6 +18,7 @@ class MintRequested(EventData):
     funding: str
     notional_cents: int
     cash_due_cents: int
+    fee_cents: int = 0  # the issuer's fee quoted on a cash mint (absent from events before it was kept)
     needs_approval: bool
 
 
@@ -43,6 +44,8 @@ class StateChanged(EventData):
     to_state: str
     reason: str = ""
     refs: dict[str, str] = {}
+    # The money and quantities the transition settled on (refund_cents, shares_owed_nano, ...), exact.
+    amounts: dict[str, BaseUnits] = {}
 
 
 class Approved(EventData):

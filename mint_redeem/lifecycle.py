@@ -22,7 +22,9 @@ class TransitionRefused(DomainError):
 
 class MintLifecycle(StateMachine):
     """Cash-funded: requested -> accepted -> funded -> order_placed -> filled -> settling -> settled
-    -> minting -> minted. In kind: requested -> accepted -> shares_received -> minting -> minted."""
+    -> minting -> minted. In kind: requested -> accepted -> shares_received -> minting -> minted.
+    When the shares cost more than the cash received covers (cost + fee), a settled mint waits in
+    topup_due until the shortfall is paid."""
 
     requested = State(initial=True)
     accepted = State()
@@ -32,6 +34,7 @@ class MintLifecycle(StateMachine):
     settling = State()
     settled = State()
     shares_received = State()
+    topup_due = State()
     minting = State()
     minted = State(final=True)
     rejected = State(final=True)
@@ -47,21 +50,28 @@ class MintLifecycle(StateMachine):
     settle = settling.to(settled)
     receive_shares = accepted.to(shares_received, cond="in_kind")
     start_minting = settled.to(minting) | shares_received.to(minting)
+    request_topup = settled.to(topup_due, cond="cash")
+    receive_topup = topup_due.to(settled)
     confirm_mint = minting.to(minted)
+    # Once the order is claimed (order_placed) a cancel is refused: the broker may be filling it.
     cancel = requested.to(cancelled) | accepted.to(cancelled) | funded.to(cancelled)
     fail = (accepted.to(failed) | funded.to(failed) | order_placed.to(failed) | filled.to(failed)
-            | settling.to(failed) | settled.to(failed) | shares_received.to(failed) | minting.to(failed))
+            | settling.to(failed) | settled.to(failed) | shares_received.to(failed) | topup_due.to(failed)
+            | minting.to(failed))
 
 
 class RedemptionLifecycle(StateMachine):
     """requested -> tokens_received -> burning -> burned -> order_placed -> filled -> settling -> settled
-    -> paid_out; in kind: burned -> shares_delivered."""
+    -> paid_out; in kind: burned -> shares_delivered. A sell order that ends with shares unsold goes
+    back to burned for another order (retry_order), or after MAX_AUTOMATIC_ORDERS to sale_failed for
+    operations to retry or fail; a failed redemption after the burn leaves the tokens' value owed."""
 
     requested = State(initial=True)
     tokens_received = State()
     burning = State()
     burned = State()
     order_placed = State()
+    sale_failed = State()
     filled = State()
     settling = State()
     settled = State()
@@ -76,13 +86,40 @@ class RedemptionLifecycle(StateMachine):
     start_burning = tokens_received.to(burning)
     confirm_burn = burning.to(burned)
     place_order = burned.to(order_placed, cond="cash")
+    retry_order = order_placed.to(burned)
+    give_up_order = order_placed.to(sale_failed)
+    retry_sale = sale_failed.to(burned)
     fill = order_placed.to(filled)
     start_settling = filled.to(settling)
     settle = settling.to(settled)
     pay_out = settled.to(paid_out)
     deliver_shares = burned.to(shares_delivered, cond="in_kind")
     cancel = requested.to(cancelled)
-    fail = tokens_received.to(failed) | burning.to(failed)
+    fail = (tokens_received.to(failed) | burning.to(failed) | burned.to(failed) | sale_failed.to(failed)
+            | settled.to(failed))
+
+
+# Who moves a request on from each non-final state. Every non-final state has exactly one mover and a
+# path to a final state (a test over the graph holds this), so no request can sit with nothing
+# scheduled to move it. "transient": left in the same transaction that enters it; "task": the beat's
+# advance_due sweep and the task queued on entry; "operations": a person in the admin (the admin offers
+# the action); "chain": the chain executor's outcome.
+MOVERS = {
+    "mint": {"requested": "transient", "accepted": "operations", "funded": "task", "order_placed": "task",
+             "filled": "transient", "settling": "task", "settled": "task", "shares_received": "task",
+             "topup_due": "operations", "minting": "chain"},
+    "redemption": {"requested": "operations", "tokens_received": "transient", "burning": "chain",
+                   "burned": "task", "order_placed": "task", "sale_failed": "operations", "filled": "transient",
+                   "settling": "task", "settled": "operations"},
+}
+IN_KIND_MOVERS = {"mint": {}, "redemption": {"burned": "operations"}}
+AUTOMATIC_STATES = {kind: tuple(s for s, mover in movers.items() if mover == "task") for kind, movers in MOVERS.items()}
+
+
+def mover(kind: str, state: str, *, in_kind: bool) -> str | None:
+    """Who moves a request of `kind` on from `state` (None for a final or unknown state)."""
+    return (IN_KIND_MOVERS[kind].get(state) if in_kind else None) or MOVERS[kind].get(state)
+MAX_AUTOMATIC_ORDERS = 3  # sell orders tried before a person decides
 
 
 class _Mode:

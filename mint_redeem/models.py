@@ -7,8 +7,6 @@ expected version of the next append (optimistic concurrency on top of the row lo
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.conf import settings
 from django.db import models
 
@@ -82,6 +80,8 @@ class MintRequest(_Request):
     funded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                   related_name="+")
     cost_cents = models.BigIntegerField(null=True, blank=True, help_text="what the shares cost, fees included")
+    fee_cents = models.BigIntegerField(default=0, help_text="the issuer's fee: quoted until the order is done, "
+                                                            "then what was charged (pro rata to the shares bought)")
 
     class Meta:
         indexes = [models.Index(fields=["participant", "-id"], name="mint_participant_idx")]
@@ -108,6 +108,8 @@ class Redemption(_Request):
     deposit_tx = models.CharField(max_length=128, blank=True, default="",
                                   help_text="transaction that moved the tokens to the redemption address")
     proceeds_cents = models.BigIntegerField(null=True, blank=True)
+    sold_quantity_nano = models.BigIntegerField(default=0, help_text="shares sold so far, over every sell order")
+    order_attempts = models.PositiveIntegerField(default=0, help_text="sell orders placed so far")
     delivery_account = models.CharField(max_length=200, blank=True, default="",
                                         help_text="where in-kind shares go (the participant's custody account)")
 
@@ -199,4 +201,3 @@ class WebhookDelivery(models.Model):
         return f"{self.event_type} -> {self.endpoint.url} ({self.status})"
 
 
-NANO = Decimal(10**9)

@@ -7,10 +7,9 @@ from decimal import Decimal
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
+from ledger.units import NANO
 from mint_redeem.lifecycle import MintLifecycle, RedemptionLifecycle, allowed_events
 from mint_redeem.models import MintRequest, Redemption
-
-NANO = Decimal(10**9)
 
 
 @extend_schema_serializer(examples=[OpenApiExample(
@@ -87,8 +86,8 @@ def mint_body(mint: MintRequest) -> dict:
     A test holds the two equal."""
     body = _request_body(mint)
     body.update(funding=mint.funding, notional_cents=mint.notional_cents, cash_due_cents=mint.cash_due_cents,
-                cash_received_cents=mint.cash_received_cents, cost_cents=mint.cost_cents,
-                needs_approval=mint.needs_approval, reason=mint.reason, created_at=_when(mint.created_at),
+                cash_received_cents=mint.cash_received_cents, cost_cents=mint.cost_cents, fee_cents=mint.fee_cents,
+                topup_due_cents=_topup_due(mint), needs_approval=mint.needs_approval, reason=mint.reason, created_at=_when(mint.created_at),
                 updated_at=_when(mint.updated_at))
     return {name: body[name] for name in MintSerializer.Meta.fields}
 
@@ -105,12 +104,25 @@ def redemption_body(redemption: Redemption) -> dict:
     return {name: body[name] for name in RedemptionSerializer.Meta.fields}
 
 
+def _topup_due(mint: MintRequest) -> int:
+    from mint_redeem.services import mint_shortfall_cents
+
+    return mint_shortfall_cents(mint) if mint.state == "topup_due" else 0
+
+
 class MintSerializer(_RequestSerializer):
+    topup_due_cents = serializers.SerializerMethodField(
+        help_text="cents still due before a mint in topup_due goes on chain (the shares cost more than the "
+                  "cash received covers)")
+
+    def get_topup_due_cents(self, obj) -> int:
+        return _topup_due(obj)
+
     class Meta:
         model = MintRequest
         fields = ["id", "state", "product", "chain", "wallet", "wallet_address", "quantity", "token_base_units",
-                  "funding", "notional_cents", "cash_due_cents", "cash_received_cents", "cost_cents",
-                  "needs_approval", "reason", "allowed_actions", "created_at", "updated_at"]
+                  "funding", "notional_cents", "cash_due_cents", "cash_received_cents", "cost_cents", "fee_cents",
+                  "topup_due_cents", "needs_approval", "reason", "allowed_actions", "created_at", "updated_at"]
 
 
 class MintDetailSerializer(MintSerializer):

@@ -8,18 +8,19 @@ from datetime import timedelta
 from celery import shared_task
 from django.utils import timezone
 
-from mint_redeem import services, webhooks
+from mint_redeem import jobs, services, webhooks
+from mint_redeem.lifecycle import AUTOMATIC_STATES
 from mint_redeem.models import MintRequest, Redemption, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "task:advance_requests"
 RETRY_GRACE = timedelta(seconds=30)
-MINT_AUTOMATIC_STATES = services.AUTOMATIC_STATES["mint"]
-REDEMPTION_AUTOMATIC_STATES = services.AUTOMATIC_STATES["redemption"]
+MINT_AUTOMATIC_STATES = AUTOMATIC_STATES["mint"]
+REDEMPTION_AUTOMATIC_STATES = AUTOMATIC_STATES["redemption"]
 
 
-@shared_task(name="mint_redeem.advance_request", acks_late=True)
+@shared_task(name=jobs.ADVANCE_REQUEST, acks_late=True)
 def advance_request(kind: str, request_id: int) -> str:
     if kind == "mint":
         request = services.mint_advance(mint=MintRequest.objects.get(pk=request_id), actor=ACTOR)
@@ -48,7 +49,7 @@ def advance_due() -> int:
     return count
 
 
-@shared_task(name="mint_redeem.deliver_webhook", acks_late=True)
+@shared_task(name=jobs.DELIVER_WEBHOOK, acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
     delivery = webhooks.delivery_attempt(delivery_id=delivery_id)
     if delivery.status == WebhookDelivery.Status.PENDING and delivery.next_attempt_at is not None:

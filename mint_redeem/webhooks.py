@@ -22,11 +22,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.api import DomainError
+from ledger.units import NANO
+from mint_redeem import jobs
 from mint_redeem.models import WebhookDelivery, WebhookEndpoint
 
 SIGNATURE_HEADER = "Issuer-Signature"
 TIMEOUT_S = 10
-NANO = Decimal(10**9)
 MAX_ATTEMPTS = 12
 BACKOFF_BASE_S = 5
 
@@ -105,7 +106,5 @@ def delivery_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
     """Operations send a delivery again (after the receiver fixed its endpoint)."""
     WebhookDelivery.objects.filter(pk=delivery.pk).update(status=WebhookDelivery.Status.PENDING,
                                                           next_attempt_at=timezone.now())
-    from mint_redeem.tasks import deliver_webhook
-
-    transaction.on_commit(lambda: deliver_webhook.delay(delivery.pk))
+    jobs.enqueue_on_commit(jobs.DELIVER_WEBHOOK, delivery.pk)
     return WebhookDelivery.objects.get(pk=delivery.pk)

@@ -18,8 +18,8 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
 from custody.brokers.base import BrokerError, FillReport, OrderSnapshot
+from ledger.units import NANO
 
-NANO = Decimal(10**9)
 _PAGE_SIZE = 100
 _MAX_PAGES = 50
 

@@ -17,9 +17,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from custody.brokers.base import BrokerError, FillReport, OrderSnapshot
+from ledger.units import NANO
 
 _NAMESPACE = uuid.UUID("8d2f7f3e-5b7c-4a55-9a3f-0c6f3c1d2a10")
-NANO = Decimal(10**9)
 
 
 def fee_cents(*, quantity_nano: int, price: Decimal, fee_bps: Decimal) -> int:

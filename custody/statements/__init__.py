@@ -12,9 +12,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from config.api import DomainError
+from ledger.units import NANO
 
 MAX_STATEMENT_BYTES = 20 * 1024 * 1024
-NANO = Decimal(10**9)
 # Digits, optionally a point and more digits: no exponents, signs, NaN or infinities.
 _PLAIN_DECIMAL = re.compile(r"^([0-9]{1,20})(?:\.([0-9]+))?$")
 

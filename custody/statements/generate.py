@@ -11,9 +11,9 @@ from django.utils import timezone
 from custody.ledger_reads import balances_as_of_by_prefix
 from custody.models import CustodyAccount, Security
 from ledger.selectors import position_at
+from ledger.units import NANO
 
 NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:semt.002.001.11"
-NANO = 10**9
 
 
 def _quantity(nano: int) -> str:

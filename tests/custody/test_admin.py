@@ -7,9 +7,8 @@ from django.utils import timezone
 
 from custody import services
 from custody.models import ReconciliationBreak, Statement
+from ledger.units import NANO
 from tests.custody.statement_files import semt002
-
-NANO = 10**9
 
 
 def test_product_list_shows_live_reserves(admin_client, custodian, aapl, product):

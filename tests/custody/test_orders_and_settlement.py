@@ -8,8 +8,7 @@ from custody import calendar, services
 from custody.models import BrokerOrder, Fill, InKindTransfer
 from ledger.errors import BalanceConstraintViolation
 from ledger.selectors import balance, read_stream
-
-NANO = 10**9
+from ledger.units import NANO
 
 
 def place(broker, security, *, qty=2_500_000_000, side="buy", cid="c-1"):

@@ -7,9 +7,9 @@ from custody import reserves, services
 from custody.models import ReconciliationBreak
 from custody.reserves import CoverageRefusal
 from ledger.selectors import read_stream
+from ledger.units import NANO
 from tests.custody.statement_files import semt002
 
-NANO = 10**9
 AAPL_ISIN, MSFT_ISIN = "US0378331005", "US5949181045"
 
 

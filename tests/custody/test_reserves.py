@@ -13,8 +13,8 @@ from ledger.events import EventData, event_type
 from ledger.postings import Line, PendingOpen
 from ledger.selectors import balance
 from ledger.services import NewEvent, append
+from ledger.units import NANO
 
-NANO = 10**9
 E18 = 10**18
 
 

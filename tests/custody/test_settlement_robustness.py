@@ -7,8 +7,7 @@ from custody.models import BrokerOrder, Fill
 from ledger.postings import PendingPost
 from ledger.selectors import balance, read_stream
 from ledger.services import NewEvent, append
-
-NANO = 10**9
+from ledger.units import NANO
 
 
 def test_one_fill_that_cannot_settle_does_not_hold_back_the_others(broker, aapl, msft):

@@ -110,3 +110,15 @@ def wait_for(fetch, predicate, timeout_s=60, interval_s=0.2):
         time.sleep(interval_s)
         result = fetch()
     return result
+
+
+def broadcast(request, tx_hash: str):
+    """What the chain executor records before a confirmation can be accepted: the operation signed
+    (transaction and hash kept) and then broadcast."""
+    from mint_redeem import services
+    from mint_redeem.models import ChainOperation
+
+    operation = ChainOperation.objects.get(request_reference=request.stream)
+    operation = services.chain_operation_record_signed(operation=operation, signed_tx=f"signed:{tx_hash}",
+                                                       tx_hash=tx_hash)
+    return services.chain_operation_record_broadcast(operation=operation)

@@ -13,8 +13,9 @@ from custody.models import Fill
 from ledger import integrity, selectors
 from mint_redeem import services
 from mint_redeem.models import ChainOperation, MintRequest, Redemption
+from mint_redeem.tasks import advance_request
 
-from .conftest import wait_for
+from .conftest import broadcast, wait_for
 
 pytestmark = [pytest.mark.celery]
 
@@ -48,7 +49,7 @@ def test_cash_mint_from_request_to_chain_outbox(committed, celery_worker_process
     assert selectors.balance(account="in_transit/sim/AAPL", asset="shares:AAPL").pending_in == 10 * 10**9
 
     settle_all_fills()
-    services._kick("mint", mint["id"])
+    advance_request.delay("mint", mint["id"])
     minting = wait_for(lambda: mint_state(api, mint["id"]), lambda m: m["state"] == "minting")
     assert minting["state"] == "minting", minting
 
@@ -58,11 +59,14 @@ def test_cash_mint_from_request_to_chain_outbox(committed, celery_worker_process
     tokens = selectors.balance(account="tokens/ethereum/AAPLx", asset="tok:AAPLx:ethereum")
     assert tokens.pending_in == 10 * 10**18 and tokens.posted == 0
     assert selectors.balance(account="custody/bny/AAPL", asset="shares:AAPL").posted == 10 * 10**9
-    # The participant paid exactly the cost of the shares: the bank paid the broker and refunded the rest.
+    # The cash splits to the cent: cost of the shares + the issuer's fee (kept) + refund of the buffer.
     record = MintRequest.objects.get(pk=mint["id"])
-    assert 0 < record.cost_cents < record.cash_received_cents
+    refund = int(minting["events"][-1]["data"]["amounts"]["refund_cents"])
+    assert record.fee_cents == 200_000 * 10 // 10_000  # 10 bps on a $2,000 notional
+    assert record.cash_received_cents == record.cost_cents + record.fee_cents + refund and refund > 0
     assert selectors.balance(account=f"participant/{mm.participant.pk}/cash", asset="USD").posted == 0
-    assert selectors.balance(account="issuer_cash/bank", asset="USD").posted == 0
+    assert selectors.balance(account="issuer_cash/bank", asset="USD").posted == record.fee_cents
+    assert selectors.balance(account="issuer_revenue/fees", asset="USD").posted == -record.fee_cents
 
     types = [e["type"] for e in minting["events"]]
     assert types == ["mint.requested", "mint.accepted", "mint.funded", "mint.order_placed", "mint.filled",
@@ -80,6 +84,7 @@ def test_in_kind_mint_and_confirmation(committed, celery_worker_process, market,
     assert minting["state"] == "minting"
     assert int(minting["token_base_units"]) == 2_500_000_000  # 2.5 tokens at 9 decimals
 
+    broadcast(mint, "5" * 64)
     services.mint_confirm_on_chain(mint=mint, tx_hash="5" * 64, actor="task:chain_executor")
     assert mint_state(api, mint.pk)["state"] == "minted"
     tokens = selectors.balance(account="tokens/solana/AAPLx", asset="tok:AAPLx:solana")
@@ -94,6 +99,7 @@ def minted_tokens(mm, operations, quantity="4", chain="ethereum"):
                                         actor="test")
     services.mint_shares_receive(mint=mint, custodian_confirmation=f"SETUP-{mint.pk}", user=operations)
     services.mint_start_minting(mint=mint, actor="test")
+    broadcast(mint, f"0x{mint.pk:064x}")
     services.mint_confirm_on_chain(mint=mint, tx_hash=f"0x{mint.pk:064x}", actor="test")
     return mint
 
@@ -113,13 +119,14 @@ def test_cash_redemption_to_paid_out(committed, celery_worker_process, market, m
 
     services.redemption_tokens_receive(redemption=redemption, tx_hash="0x" + "11" * 32, actor="task:deposit_watcher")
     assert ChainOperation.objects.get(request_reference=redemption.stream).kind == "burn"
+    broadcast(redemption, "0x" + "22" * 32)
     services.redemption_confirm_burn(redemption=redemption, tx_hash="0x" + "22" * 32, actor="task:chain_executor")
     assert selectors.balance(account="tokens/ethereum/AAPLx", asset="tok:AAPLx:ethereum").posted == 0
 
     settling = wait_for(lambda: redemption_state(api, redemption.pk), lambda r: r["state"] == "settling")
     assert settling["state"] == "settling", settling
     settle_all_fills()
-    services._kick("redemption", redemption.pk)
+    advance_request.delay("redemption", redemption.pk)
     settled = wait_for(lambda: redemption_state(api, redemption.pk), lambda r: r["state"] == "settled")
     assert settled["state"] == "settled"
     proceeds = settled["proceeds_cents"]
@@ -141,6 +148,7 @@ def test_in_kind_redemption(committed, market, mm, api, operations):
     assert response.status_code == 201, response.content
     redemption = Redemption.objects.get(pk=response.json()["id"])
     services.redemption_tokens_receive(redemption=redemption, tx_hash="sig-1", actor="task:deposit_watcher")
+    broadcast(redemption, "sig-2")
     services.redemption_confirm_burn(redemption=redemption, tx_hash="sig-2", actor="task:chain_executor")
     services.redemption_shares_deliver(redemption=redemption, custodian_confirmation="BNY-OUT-3", user=operations)
     assert redemption_state(api, redemption.pk)["state"] == "shares_delivered"

@@ -1,0 +1,23 @@
+"""How domain code asks for background work: by task name, once the transaction commits.
+
+Services never import Celery tasks (the tasks import the services), so there is no
+services -> tasks -> services cycle; and work queued on commit is never run for a transaction that
+rolled back. If the process dies between commit and enqueue, the beat's sweeps (`advance_due`,
+`retry_webhooks`) pick the work up.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+ADVANCE_REQUEST = "mint_redeem.advance_request"
+DELIVER_WEBHOOK = "mint_redeem.deliver_webhook"
+
+
+def enqueue_on_commit(task_name: str, *args) -> None:
+    def send() -> None:
+        from config.celery import app
+
+        app.send_task(task_name, args=list(args))
+
+    transaction.on_commit(send)

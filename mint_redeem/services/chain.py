@@ -1,0 +1,92 @@
+"""The chain-operation outbox, as the lifecycles see it: written in the transition that needs it, and
+its outcome accepted only from the transaction it was broadcast with, once.
+
+The executor (chains) records each step before taking the next: the signed transaction and its hash
+before broadcasting, then that it was broadcast. A confirmation for any other transaction, or for an
+operation not broadcast, or a second one, is refused and logged: it is either a bug or an attack.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from mint_redeem.models import ChainOperation
+from mint_redeem.services.quoting import RequestError
+
+logger = logging.getLogger(__name__)
+
+
+def chain_operation_for(request, *, lock: bool = True) -> ChainOperation | None:
+    queryset = ChainOperation.objects.select_for_update() if lock else ChainOperation.objects
+    return queryset.filter(request_reference=request.stream).first()
+
+
+def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, tx_hash: str) -> ChainOperation:
+    """The executor signed the operation: keep the transaction and its hash before it is broadcast."""
+    if not signed_tx or not tx_hash:
+        raise RequestError("a signed transaction and its hash are required", code="invalid_chain_record")
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status == ChainOperation.Status.SIGNED and operation.tx_hash == tx_hash:
+            return operation  # the same record again: a retry
+        if operation.status != ChainOperation.Status.PENDING:
+            raise RequestError(f"operation {operation.pk} is {operation.status}, not pending",
+                               code="chain_operation_state", http_status=409)
+        operation.signed_tx, operation.tx_hash = signed_tx, tx_hash
+        operation.status = ChainOperation.Status.SIGNED
+        operation.attempts += 1
+        operation.save(update_fields=["signed_tx", "tx_hash", "status", "attempts", "updated_at"])
+    return operation
+
+
+def chain_operation_record_broadcast(*, operation: ChainOperation) -> ChainOperation:
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status == ChainOperation.Status.BROADCAST:
+            return operation
+        if operation.status != ChainOperation.Status.SIGNED:
+            raise RequestError(f"operation {operation.pk} is {operation.status}, not signed",
+                               code="chain_operation_state", http_status=409)
+        operation.status = ChainOperation.Status.BROADCAST
+        operation.save(update_fields=["status", "updated_at"])
+    return operation
+
+
+def confirmation_accept(request, *, tx_hash: str, state: str) -> ChainOperation:
+    """With `request` locked: the request's operation, locked and marked confirmed, if `tx_hash` is the
+    transaction it was broadcast with and the request waits for it in `state`; otherwise refused."""
+    operation = chain_operation_for(request)
+    problem = None
+    if request.state != state:
+        problem = f"the request is {request.state}, not {state}"
+    elif operation is None:
+        problem = "the request has no chain operation"
+    elif operation.status != ChainOperation.Status.BROADCAST:
+        problem = f"its chain operation is {operation.status}, not broadcast"
+    elif not tx_hash or operation.tx_hash != tx_hash:
+        problem = "the transaction is not the one its chain operation broadcast"
+    if problem:
+        logger.warning("chain confirmation refused for %s (tx %s): %s", request.stream, tx_hash[:130], problem)
+        raise RequestError(f"confirmation refused: {problem}", code="confirmation_refused", http_status=409,
+                           details={"request": request.stream})
+    operation.status = ChainOperation.Status.CONFIRMED
+    operation.save(update_fields=["status", "updated_at"])
+    return operation
+
+
+def assert_not_in_flight(request) -> None:
+    """Once a chain operation is signed it may land at any moment: only its outcome (confirmed, or
+    failed for good by the executor) may end the request, never a person's guess."""
+    operation = chain_operation_for(request)
+    if operation is not None and operation.status not in (ChainOperation.Status.PENDING,
+                                                            ChainOperation.Status.FAILED):
+        raise RequestError(f"the chain operation is {operation.status}; wait for its outcome",
+                           code="chain_operation_in_flight", http_status=409)
+
+
+def chain_operation_abandon(request, *, reason: str) -> None:
+    """A request that fails before its operation was signed takes the operation with it."""
+    ChainOperation.objects.filter(request_reference=request.stream, status=ChainOperation.Status.PENDING
+                                  ).update(status=ChainOperation.Status.FAILED, last_error=reason[:500])
