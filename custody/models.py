@@ -177,6 +177,10 @@ class SimulatedPrice(models.Model):
     broker = models.ForeignKey(Broker, on_delete=models.CASCADE, related_name="sim_prices")
     security = models.ForeignKey(Security, on_delete=models.PROTECT, related_name="+")
     price = models.DecimalField(max_digits=20, decimal_places=6, validators=[MinValueValidator(Decimal("0.000001"))])
+    liquidity_nano = models.BigIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(0)],
+        help_text="at most this many nano-shares of one order fill; the rest expires at the close, as a DAY "
+                  "order's does (empty: every order fills in full)")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["broker", "security"], name="custody_simprice_uniq")]
@@ -199,6 +203,7 @@ class SimulatedOrder(models.Model):
     min_fee_cents = models.BigIntegerField()
     submitted_at = models.DateTimeField()
     fills_at = models.DateTimeField()
+    fillable_nano = models.BigIntegerField(null=True, blank=True, help_text="the liquidity when it was placed")
     cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -3,7 +3,9 @@ security, fees in basis points with a minimum, fractional shares, and a configur
 
 It plays an external system, so it keeps its own book (SimulatedOrder) apart from our BrokerOrder.
 An order fills `sim_latency_ms` after submission, in two fills when it is larger than one share
-(half, then the rest), at the reference price of the moment it was submitted.
+(half, then the rest), at the reference price of the moment it was submitted. Where a price has a
+`liquidity_nano`, no more than that fills and the rest of the order expires, as a DAY order's does at
+the close (reported as cancelled, as Alpaca reports an expired order).
 """
 
 from __future__ import annotations
@@ -43,8 +45,8 @@ class SimulatedBroker:
             raise BrokerError(f"unknown side {side!r}", code="invalid_order")
         if quantity_nano <= 0:
             raise BrokerError("quantity must be positive", code="invalid_order")
-        price = (SimulatedPrice.objects.filter(broker=self.broker, security__ticker=ticker)
-                 .values_list("price", flat=True).first())
+        price, liquidity = (SimulatedPrice.objects.filter(broker=self.broker, security__ticker=ticker)
+                            .values_list("price", "liquidity_nano").first() or (None, None))
         if price is None:
             raise BrokerError(f"simulated broker {self.broker.code} has no reference price for {ticker}",
                               code="no_reference_price")
@@ -57,7 +59,7 @@ class SimulatedBroker:
                     client_order_id=client_order_id, ticker=ticker, side=side, quantity_nano=quantity_nano,
                     price=price, fee_bps=self.broker.sim_fee_bps, min_fee_cents=self.broker.sim_min_fee_cents,
                     submitted_at=now, fills_at=now + timedelta(milliseconds=self.broker.sim_latency_ms),
-                )
+                    fillable_nano=liquidity)
         except IntegrityError:
             order = SimulatedOrder.objects.get(broker=self.broker, client_order_id=client_order_id)
         return self._snapshot(order)
@@ -92,13 +94,17 @@ class SimulatedBroker:
             return OrderSnapshot(broker_order_id=order.broker_order_id, client_order_id=order.client_order_id,
                                  status="accepted", filled_quantity_nano=0)
         fills = []
-        parts = [order.quantity_nano] if order.quantity_nano <= 10**9 else [
-            order.quantity_nano // 2, order.quantity_nano - order.quantity_nano // 2]
-        for index, part in enumerate(parts, start=1):
+        filled = order.quantity_nano if order.fillable_nano is None else min(order.quantity_nano, order.fillable_nano)
+        parts = [filled] if filled <= 10**9 else [filled // 2, filled - filled // 2]
+        for index, part in enumerate((p for p in parts if p), start=1):
             fee = fee_cents(quantity_nano=part, price=order.price, fee_bps=order.fee_bps)
             if index == 1:
                 fee = max(fee, order.min_fee_cents)
             fills.append(FillReport(broker_fill_id=f"{order.broker_order_id}-{index}", quantity_nano=part,
                                     price=order.price, executed_at=order.fills_at, fee_cents=fee))
+        if filled < order.quantity_nano:
+            return OrderSnapshot(broker_order_id=order.broker_order_id, client_order_id=order.client_order_id,
+                                 status="cancelled", filled_quantity_nano=filled, fills=fills,
+                                 reason="expired at the close with part unfilled (DAY order)")
         return OrderSnapshot(broker_order_id=order.broker_order_id, client_order_id=order.client_order_id,
                              status="filled", filled_quantity_nano=order.quantity_nano, fills=fills)
