@@ -58,7 +58,10 @@ MINT_ACTIONS = {
     "cancel": ("Cancel (refunds cash)", ReasonForm, "change",
                lambda obj, data, user: services.mint_cancel(mint=obj, actor=f"user:{user.pk}",
                                                             reason=data["reason"])),
-    "fail": ("Fail (refunds unspent cash)", ReasonForm, "change",
+    "receive_topup": ("Record top-up received", CashForm, "change",
+                      lambda obj, data, user: services.mint_topup_record(
+                          mint=obj, amount_cents=data["amount_cents"], reference=data["reference"], user=user)),
+    "fail": ("Fail (refunds unspent cash; bought shares owed in kind)", ReasonForm, "change",
              lambda obj, data, user: services.mint_fail(mint=obj, actor=f"user:{user.pk}", reason=data["reason"])),
 }
 
@@ -76,9 +79,14 @@ REDEMPTION_ACTIONS = {
     "pay_out": ("Record payout sent", ConfirmationForm, "change",
                 lambda obj, data, user: services.redemption_payout_record(
                     redemption=obj, bank_reference=data["confirmation"], user=user)),
+    "retry_sale": ("Retry the sale", NoForm, "change",
+                   lambda obj, data, user: services.redemption_sale_retry(redemption=obj, user=user)),
     "cancel": ("Cancel", ReasonForm, "change",
                lambda obj, data, user: services.redemption_cancel(redemption=obj, actor=f"user:{user.pk}",
                                                                   reason=data["reason"])),
+    "fail": ("Fail (the tokens' value stays owed)", ReasonForm, "change",
+             lambda obj, data, user: services.redemption_fail(redemption=obj, actor=f"user:{user.pk}",
+                                                              reason=data["reason"])),
 }
 
 

@@ -96,3 +96,44 @@ def active_webhook_endpoint_ids(*, participant_id: int) -> list[int]:
         cursor.execute("SELECT id FROM mint_redeem_webhookendpoint WHERE participant_id = %s AND active ORDER BY id",
                        [participant_id])
         return [row[0] for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class StuckRequest:
+    kind: str
+    id: int
+    state: str
+    since: object
+    why: str
+
+
+def stuck_requests(*, older_than) -> list[StuckRequest]:
+    """Requests that nothing will move on: a state outside the lifecycle, a chain state without a live
+    chain operation, an order state without its order, or a task-moved state that has not moved for
+    longer than `older_than` (a timedelta: longer than any settlement cycle, so only a real stall)."""
+    from django.utils import timezone
+
+    from mint_redeem.lifecycle import MOVERS, MintLifecycle, RedemptionLifecycle, final_states, mover
+    from mint_redeem.models import ChainOperation
+
+    cutoff = timezone.now() - older_than
+    found: list[StuckRequest] = []
+    for kind, model, machine in (("mint", MintRequest, MintLifecycle), ("redemption", Redemption, RedemptionLifecycle)):
+        finals = final_states(machine)
+        live_operations = set(ChainOperation.objects.exclude(status=ChainOperation.Status.FAILED)
+                              .values_list("request_reference", flat=True))
+        for request in model.objects.exclude(state__in=finals):
+            who = mover(kind, request.state, in_kind=request.in_kind)
+            why = ""
+            if request.state not in MOVERS[kind]:
+                why = f"state {request.state!r} is not in the {kind} lifecycle"
+            elif who == "chain" and request.stream not in live_operations:
+                why = "waits for the chain but has no live chain operation"
+            elif request.state == "order_placed" and request.broker_order_id is None:
+                why = "order_placed without a broker order"
+            elif who in ("task", "transient") and request.updated_at < cutoff:
+                why = f"moved by a task but unchanged since {request.updated_at.isoformat()}"
+            if why:
+                found.append(StuckRequest(kind=kind, id=request.pk, state=request.state, since=request.updated_at,
+                                          why=why))
+    return found
