@@ -25,6 +25,7 @@ from compliance.models import (
 )
 from compliance.validation import validate_address, validate_jurisdiction, validate_lei
 from config.api import DomainError
+from ledger.admin import ReadOnlyAdmin
 from ledger.selectors import read_stream
 
 
@@ -89,17 +90,6 @@ def _history(stream: str):
         ((e.position, e.recorded_at.strftime("%Y-%m-%d %H:%M:%S"), e.type, e.metadata.get("actor"), e.data)
          for e in events),
     )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ScreeningInline(admin.TabularInline):

@@ -9,6 +9,7 @@ reference, checked under the participant's row lock); rejected or cancelled requ
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,6 @@ from django.utils import timezone
 
 from compliance.models import AmlRisk, KycStatus, NotionalUsage, Participant, Wallet, WalletStatus
 from config.api import DomainError
-from config.sql import partial
 
 REFUSAL_CODES = (
     "kyc_not_approved", "kyc_expired", "participant_blocked", "wallet_not_verified", "wallet_frozen",
@@ -80,18 +80,44 @@ _RESERVE_SQL = """
     FROM (SELECT 1) AS one LEFT JOIN existing e ON true"""
 
 
-def _read(cursor, participant_id: int, wallet: Wallet | None, *, lock: bool) -> tuple[Participant, Wallet | None]:
+@dataclass(frozen=True)
+class _ParticipantStanding:
+    id: int
+    sanctions_hold: bool
+    aml_risk: str
+    kyc_status: str
+    kyc_expires_on: date | None
+    min_request_cents: int
+    max_request_cents: int
+    daily_limit_cents: int
+
+
+@dataclass(frozen=True)
+class _WalletStanding:
+    id: int
+    participant_id: int
+    sanctions_hold: bool
+    frozen: bool
+    status: str
+
+
+assert tuple(f.name for f in fields(_ParticipantStanding)) == _PARTICIPANT_FIELDS
+assert tuple(f.name for f in fields(_WalletStanding)) == _WALLET_FIELDS
+
+
+def _read(cursor, participant_id: int, wallet: Wallet | None, *,
+          lock: bool) -> tuple[_ParticipantStanding, _WalletStanding | None]:
     """Fresh rows, so a decision taken a moment ago (freeze, hold) is seen."""
     cursor.execute(_GATE_SQL + (" FOR UPDATE OF p" if lock else ""), [wallet.pk if wallet else None, participant_id])
     row = cursor.fetchone()
     if row is None:
         raise Participant.DoesNotExist(f"participant {participant_id} does not exist")
     n = len(_PARTICIPANT_FIELDS)
-    p = partial(Participant, _PARTICIPANT_FIELDS, row[:n])
+    p = _ParticipantStanding(*row[:n])
     if wallet is None:
         return p, None
     # A wallet that vanished reads as another participant's: refused as not owned.
-    w = partial(Wallet, _WALLET_FIELDS, row[n:]) if row[n] is not None else None
+    w = _WalletStanding(*row[n:]) if row[n] is not None else None
     return p, w
 
 
@@ -156,7 +182,7 @@ def assert_may_continue(*, participant: Participant, wallet: Wallet | None, toda
     _check_standing(p, w, wallet is not None, today)
 
 
-def _check(p: Participant, w: Wallet | None, wallet_given: bool, notional_cents: int, today: date, *,
+def _check(p: _ParticipantStanding, w: _WalletStanding | None, wallet_given: bool, notional_cents: int, today: date, *,
            used_today) -> None:
     _check_standing(p, w, wallet_given, today)
     if isinstance(notional_cents, bool) or not isinstance(notional_cents, int) or notional_cents <= 0:
@@ -173,7 +199,7 @@ def _check(p: Participant, w: Wallet | None, wallet_given: bool, notional_cents:
                 details={"used_cents": used, "daily_limit_cents": p.daily_limit_cents})
 
 
-def _check_standing(p: Participant, w: Wallet | None, wallet_given: bool, today: date) -> None:
+def _check_standing(p: _ParticipantStanding, w: _WalletStanding | None, wallet_given: bool, today: date) -> None:
     """Status, sanctions and the wallet: what must still hold at every step of a request."""
     if p.sanctions_hold or p.aml_risk == AmlRisk.PROHIBITED or p.kyc_status == KycStatus.SUSPENDED:
         _refuse("participant_blocked", "this participant is blocked pending a compliance review")

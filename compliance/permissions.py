@@ -53,8 +53,3 @@ class IsStaffReader(permissions.BasePermission):
         if request.method not in permissions.SAFE_METHODS or not request.user.is_authenticated:
             return False
         return request.user.groups.filter(name__in=roles.STAFF_ROLES).exists()
-
-
-def participant_of(request):
-    key = _api_key(request)
-    return key.participant if key is not None else None

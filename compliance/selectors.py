@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import QuerySet
 
-from compliance.models import ApiKey, ComplianceCase, MarketMakerUser, Participant, Wallet
+from compliance.models import ApiKey, Participant, Wallet
 from config.sql import load_one, partial
 
 # Everything authentication needs, in one statement: it runs on every API request, so it is written
@@ -22,11 +22,6 @@ _API_KEY_SQL = """
     WHERE k.key_id = %s"""
 
 
-def participant_for_user(*, user) -> Participant | None:
-    link = MarketMakerUser.objects.select_related("participant").filter(user_id=getattr(user, "id", None)).first()
-    return link.participant if link else None
-
-
 def wallets_of(*, participant: Participant) -> QuerySet[Wallet]:
     return Wallet.objects.filter(participant=participant).order_by("id")
 
@@ -34,10 +29,6 @@ def wallets_of(*, participant: Participant) -> QuerySet[Wallet]:
 def wallet_of(*, participant: Participant, wallet_id: int) -> Wallet | None:
     """A wallet only if it belongs to `participant`; another participant's wallet reads as absent."""
     return load_one(Wallet, "id = %s AND participant_id = %s", [wallet_id, participant.pk])
-
-
-def open_cases() -> QuerySet[ComplianceCase]:
-    return ComplianceCase.objects.filter(status="open").select_related("participant", "wallet", "screening")
 
 
 def api_key_for_authentication(*, key_id: str) -> ApiKey | None:

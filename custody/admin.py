@@ -36,6 +36,7 @@ from custody.models import (
 )
 from custody.reserves import all_reserves
 from custody.statements import MAX_STATEMENT_BYTES, detect_format
+from ledger.admin import ReadOnlyAdmin
 
 
 def _actor(request) -> str:
@@ -46,17 +47,6 @@ def _shares(nano: int) -> str:
     whole, frac = divmod(abs(nano), 10**9)
     text = f"{whole:,}" + (f".{frac:09d}".rstrip("0") if frac else "")
     return f"-{text}" if nano < 0 else text
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Security)

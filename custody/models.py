@@ -83,9 +83,7 @@ class TokenProduct(models.Model):
     @property
     def minting_paused_by_break(self) -> bool:
         """True while an unresolved reconciliation break above tolerance exists for this product's security."""
-        return ReconciliationBreak.objects.filter(
-            security_id=self.security_id, status=ReconciliationBreak.Status.OPEN, blocks_minting=True
-        ).exists()
+        return ReconciliationBreak.blocking(security_id=self.security_id).exists()
 
     @property
     def minting_paused(self) -> bool:
@@ -369,6 +367,14 @@ class ReconciliationBreak(models.Model):
     @property
     def stream(self) -> str:
         return f"break-{self.id}"
+
+    @classmethod
+    def blocking(cls, *, security_id) -> models.QuerySet:
+        """The one definition of "minting paused by a break": an open break above the product's
+        tolerance on its security. `security_id` may be an OuterRef for a subquery. (The API's hot-path
+        statement, mint_redeem.selectors._CONTEXT_SQL, writes the same condition by hand; a test holds
+        the two equal.)"""
+        return cls.objects.filter(security_id=security_id, status=cls.Status.OPEN, blocks_minting=True)
 
 
 class InKindTransfer(models.Model):

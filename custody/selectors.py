@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from custody.models import BrokerOrder, Fill, ReconciliationBreak, TokenProduct
+from custody.models import BrokerOrder, ReconciliationBreak, TokenProduct
 from custody.reserves import ReserveFigures, all_reserves
 
 
@@ -20,8 +19,7 @@ class ProductWithReserves:
 
 
 def products_annotated() -> QuerySet[TokenProduct]:
-    blocking = ReconciliationBreak.objects.filter(security_id=OuterRef("security_id"),
-                                                  status=ReconciliationBreak.Status.OPEN, blocks_minting=True)
+    blocking = ReconciliationBreak.blocking(security_id=OuterRef("security_id"))
     return (TokenProduct.objects.select_related("security").prefetch_related("deployments")
             .annotate(has_blocking_break=Exists(blocking)))
 
@@ -42,10 +40,6 @@ def products_with_reserves(*, symbols: list[str] | None = None) -> list[ProductW
 def open_breaks() -> QuerySet[ReconciliationBreak]:
     return (ReconciliationBreak.objects.filter(status=ReconciliationBreak.Status.OPEN)
             .select_related("custodian", "security").order_by("detected_at"))
-
-
-def fills_due(*, today: date) -> QuerySet[Fill]:
-    return Fill.objects.filter(status=Fill.Status.PENDING, settlement_date__lte=today)
 
 
 def orders_open() -> QuerySet[BrokerOrder]:

@@ -12,6 +12,8 @@ from ledger.models import Account, Balance, Event, PendingTransfer, Posting, Str
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    """The one read-only admin every app uses for its records: the log, fills, cases, statements..."""
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -19,10 +21,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        return {}  # no bulk actions, including "delete selected"
+        return False  # which also withholds the bulk "delete selected" action
 
 
 class PostingInline(admin.TabularInline):

@@ -124,18 +124,3 @@ def read_log(*, after_position: int = 0, limit: int = 1000, using: str = "defaul
         cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE position > %s ORDER BY position LIMIT %s",  # noqa: S608
                        [after_position, limit])
         return [row_to_event(row) for row in cursor.fetchall()]
-
-
-def postings_of(*, position: int, using: str = "default") -> list[dict]:
-    with connections[using].cursor() as cursor:
-        cursor.execute(
-            "SELECT p.line_no, a.path, p.asset, p.posted_delta, p.pending_in_delta, p.pending_out_delta, p.pending_id "
-            "FROM ledger_posting p JOIN ledger_account a ON a.id = p.account_id WHERE p.position = %s "
-            "ORDER BY p.line_no",
-            [position],
-        )
-        return [
-            {"line": r[0], "account": r[1], "asset": r[2], "posted": int(r[3]), "pending_in": int(r[4]),
-             "pending_out": int(r[5]), "pending_id": r[6]}
-            for r in cursor.fetchall()
-        ]

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, fields
+from decimal import Decimal
 
 from django.db import connection
 from django.db.models import QuerySet
 
 from compliance.models import Wallet
 from config.sql import partial
-from custody.models import ChainDeployment, ReconciliationBreak, TokenProduct
+from custody.models import ReconciliationBreak, TokenProduct
 from ledger import selectors as ledger_selectors
-from mint_redeem.models import MintRequest, ProductTerms, Redemption
+from mint_redeem.models import MintRequest, Redemption
 
 
 def mints_of(*, participant_id: int) -> QuerySet[MintRequest]:
@@ -57,12 +59,44 @@ _CONTEXT_SQL = """
 
 
 @dataclass(frozen=True)
+class TermsRow:
+    """The product terms a request is quoted on (a row of mint_redeem_productterms)."""
+
+    id: int
+    product_id: int
+    broker_id: int
+    custodian_id: int
+    reference_price: Decimal
+    cash_buffer_bps: int
+    fee_bps: int
+    approval_threshold_cents: int
+    market_hours_only: bool
+    redemption_addresses: dict
+
+
+@dataclass(frozen=True)
+class DeploymentRow:
+    id: int
+    product_id: int
+    chain: str
+    decimals: int
+    address: str
+
+
+# The hand-written statement's columns and the rows' fields are one list each; keep them in step.
+assert tuple(f.name for f in fields(TermsRow)) == _TERMS_FIELDS
+assert tuple(f.name for f in fields(DeploymentRow)) == _DEPLOYMENT_FIELDS
+
+
+@dataclass(frozen=True)
 class RequestContext:
-    """None where missing: terms (not offered), deployment (not on that chain), wallet (not the caller's)."""
+    """None where missing: terms (not offered), deployment (not on that chain), wallet (not the caller's).
+    The product and the wallet are model instances (only the columns read here; the rest are deferred)
+    because they become the new request's foreign keys; the rest are plain rows."""
 
     product: TokenProduct
-    terms: ProductTerms | None
-    deployment: ChainDeployment | None
+    terms: TermsRow | None
+    deployment: DeploymentRow | None
     paused_by_break: bool
     wallet: Wallet | None
     webhook_endpoint_ids: list[int]
@@ -81,12 +115,15 @@ def request_context(*, product_symbol: str, chain: str, participant_id: int, wal
     c = b + len(_DEPLOYMENT_FIELDS)
     d = c + len(_WALLET_FIELDS)
     product = partial(TokenProduct, _PRODUCT_FIELDS, row[:a])
-    terms = partial(ProductTerms, _TERMS_FIELDS, row[a:b]) if row[a] is not None else None
-    if terms is not None:
-        terms.product = product
+    terms = None
+    if row[a] is not None:
+        terms_row = list(row[a:b])
+        addresses = terms_row[-1]
+        terms_row[-1] = json.loads(addresses) if isinstance(addresses, str | bytes) else addresses
+        terms = TermsRow(*terms_row)
     return RequestContext(
         product=product, terms=terms,
-        deployment=partial(ChainDeployment, _DEPLOYMENT_FIELDS, row[b:c]) if row[b] is not None else None,
+        deployment=DeploymentRow(*row[b:c]) if row[b] is not None else None,
         wallet=partial(Wallet, _WALLET_FIELDS, row[c:d]) if row[c] is not None else None,
         paused_by_break=row[d], webhook_endpoint_ids=list(row[d + 1]))
 
