@@ -36,10 +36,9 @@ def command_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run(argv: list[str], *, env: dict[str, str] | None = None, timeout_s: float = 120,
-        input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(argv: list[str], *, env: dict[str, str] | None = None, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=ROOT, env=env or command_env(), capture_output=True, text=True,
-                          timeout=timeout_s, input=input_text, check=False)
+                          timeout=timeout_s, check=False)
 
 
 def manage(*args: str, env: dict[str, str] | None = None, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:

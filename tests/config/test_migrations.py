@@ -11,6 +11,7 @@ import ast
 import hashlib
 import re
 import uuid
+from importlib import import_module
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -70,8 +71,7 @@ def _string_literals(path: Path) -> set[str]:
 
 def test_every_sql_a_migration_runs_is_written_out_in_a_migration():
     found = our_migrations()
-    written = set().union(*(_string_literals(Path(__import__(m.__module__, fromlist=["_"]).__file__))
-                            for m in found.values()))
+    written = set().union(*(_string_literals(Path(import_module(m.__module__).__file__)) for m in found.values()))
     runs_sql = 0
     for (app, name), migration in sorted(found.items()):
         for operation in migration.operations:
