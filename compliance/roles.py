@@ -81,7 +81,12 @@ def sync_role_permissions(*, group_model=None, permission_model=None) -> None:
 
 def sync_role_permissions_on_migrate(sender, using="default", **kwargs) -> None:
     from django.contrib.auth.models import Group
+    from django.db import connections
 
+    # Migrating only some apps (`migrate ledger 0002` on a fresh database) sends this signal before
+    # auth's tables exist.
+    if Group._meta.db_table not in connections[using].introspection.table_names():
+        return
     if not Group.objects.using(using).filter(name__in=ALL_ROLES).exists():
         return  # our data migration has not run (e.g. migrating another app first)
     sync_role_permissions()

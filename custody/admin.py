@@ -49,8 +49,23 @@ def _shares(nano: int) -> str:
     return f"-{text}" if nano < 0 else text
 
 
+class FixedIdentifiersAdmin(admin.ModelAdmin):
+    """The ledger names accounts after `fixed_fields` (custody/<custodian>/<TICKER>, tokens/<chain>/<SYMBOL>,
+    ...): they are set when a row is added and only shown afterwards. The database refuses a change
+    anyway (custody migration 0003); this keeps the form from offering one."""
+
+    fixed_fields: tuple[str, ...] = ()
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if obj is None:
+            return readonly
+        return readonly + tuple(name for name in self.fixed_fields if name not in readonly)
+
+
 @admin.register(Security)
-class SecurityAdmin(admin.ModelAdmin):
+class SecurityAdmin(FixedIdentifiersAdmin):
+    fixed_fields = ("ticker",)
     list_display = ("ticker", "isin", "cusip", "exchange_mic", "name")
     search_fields = ("ticker", "isin", "cusip", "name")
 
@@ -79,7 +94,8 @@ class ChainDeploymentInline(admin.TabularInline):
 
 
 @admin.register(TokenProduct)
-class TokenProductAdmin(admin.ModelAdmin):
+class TokenProductAdmin(FixedIdentifiersAdmin):
+    fixed_fields = ("symbol",)
     list_display = ("symbol", "security", "multiplier", "status", "minting", "shares_held", "shares_in_transit",
                     "tokens_outstanding", "coverage")
     list_filter = ("status",)
@@ -90,7 +106,8 @@ class TokenProductAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # Once tokens may exist, the security and multiplier change only through a corporate-action process.
-        return (*self.readonly_fields, "security", "multiplier") if obj else self.readonly_fields
+        readonly = super().get_readonly_fields(request, obj)
+        return (*readonly, "security", "multiplier") if obj else readonly
 
     def get_changelist_instance(self, request):
         changelist = super().get_changelist_instance(request)
@@ -175,7 +192,8 @@ class SimulatedPriceInline(admin.TabularInline):
 
 
 @admin.register(Broker)
-class BrokerAdmin(admin.ModelAdmin):
+class BrokerAdmin(FixedIdentifiersAdmin):
+    fixed_fields = ("code",)
     list_display = ("code", "name", "kind", "settlement_days", "custodian")
     inlines = [SimulatedPriceInline]
 
@@ -186,7 +204,8 @@ class CustodyAccountInline(admin.TabularInline):
 
 
 @admin.register(Custodian)
-class CustodianAdmin(admin.ModelAdmin):
+class CustodianAdmin(FixedIdentifiersAdmin):
+    fixed_fields = ("code",)
     list_display = ("code", "name", "bic")
     inlines = [CustodyAccountInline]
 

@@ -91,6 +91,15 @@ def _scan(conn, batch_size: int = 5000) -> Iterator[ScannedEvent]:
     postings_cur.close()
 
 
+def _driver_connection(using: str):
+    """The psycopg connection under Django's wrapper, opened first if need be. Reading
+    `connections[using].connection` alone gives None in a process that has not queried yet, which is
+    exactly what a fresh `manage.py ledger verify` is."""
+    wrapper = connections[using]
+    wrapper.ensure_connection()
+    return wrapper.connection
+
+
 def _account_paths(conn) -> dict[int, str]:
     with conn.cursor() as cursor:
         cursor.execute("SELECT id, path FROM ledger_account")
@@ -163,7 +172,7 @@ def replay(*, using: str = "default", on_event: Callable[[ScannedEvent], None] |
            report: Callable[[Problem], None] | None = None, check_hashes: bool = False,
            paths: dict[int, str] | None = None) -> ReplayState:
     """Replay the whole log into a fresh ReplayState (must run inside a transaction)."""
-    conn = connections[using].connection
+    conn = _driver_connection(using)
     state = ReplayState()
     report = report or (lambda problem: None)
     if check_hashes and paths is None:
@@ -287,8 +296,8 @@ class _Rollback(Exception):  # noqa: N818 - control flow, not an error
 
 def verify(*, using: str = "default", check_projections: bool = True) -> list[Problem]:
     problems: list[Problem] = []
-    conn = connections[using].connection
     with _consistent_snapshot(using):
+        conn = _driver_connection(using)
         paths = _account_paths(conn)
         problems += _dangling_postings(conn)
         state = replay(using=using, report=problems.append, check_hashes=True, paths=paths)
@@ -310,13 +319,13 @@ def rebuild(*, using: str = "default", check: bool = False) -> RebuildResult:
     import time
 
     started = time.perf_counter()
-    conn = connections[using].connection
     app_projections = projections.projections()
     problems: list[Problem] = []
     try:
         with transaction.atomic(using=using):
             # Freeze the log for the rebuild: appends wait, reads go on.
             connections[using].cursor().execute("SELECT pg_advisory_xact_lock(7295316)")
+            conn = _driver_connection(using)
             paths = _account_paths(conn)
             before = {p.name: p.snapshot() for p in app_projections}
             for projection in app_projections:
@@ -363,9 +372,9 @@ def _install_ledger_projections(conn, state: ReplayState) -> None:
 
 def export_jsonl(out, *, using: str = "default") -> int:
     """Write the log as JSON Lines: every field the hash covers, plus the hash, one event per line."""
-    conn = connections[using].connection
     count = 0
     with _consistent_snapshot(using):
+        conn = _driver_connection(using)
         paths = _account_paths(conn)
         for event in _scan(conn):
             document = _document(event, paths)

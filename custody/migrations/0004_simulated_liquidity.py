@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('custody', '0002_fill_price_precision'),
+        ('custody', '0003_identifiers_fixed'),
     ]
 
     operations = [
