@@ -4,8 +4,8 @@
 invariant: positions gapless, stream versions contiguous, postings balanced per event and asset,
 running totals and balances equal to their postings, each pending transfer opened once and
 resolved at most once, head and projections consistent with a replay.
-`rebuild` replays the log into fresh projections (all of them, the ledger's and every app's) and
-either compares (--check) or installs the result.
+`rebuild` replays the log into fresh projections (balances, pending transfers, stream versions, the
+head) and either compares (--check) or installs the result.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from django.db import connections, transaction
 
-from ledger import canonical, projections
+from ledger import canonical
 
 _ZERO3 = (0, 0, 0)
 
@@ -274,11 +274,6 @@ def _check_ledger_projections(conn, state: ReplayState, paths: dict[int, str]) -
     return problems
 
 
-def _envelope(event: ScannedEvent) -> projections.Envelope:
-    return projections.Envelope(event_id=event.event_id, stream=event.stream, type=event.type, data=event.data,
-                                metadata=event.metadata)
-
-
 @contextlib.contextmanager
 def _consistent_snapshot(using: str):
     """One snapshot for the whole scan, so events, postings and projections agree with each other.
@@ -319,7 +314,6 @@ def rebuild(*, using: str = "default", check: bool = False) -> RebuildResult:
     import time
 
     started = time.perf_counter()
-    app_projections = projections.projections()
     problems: list[Problem] = []
     try:
         with transaction.atomic(using=using):
@@ -327,22 +321,9 @@ def rebuild(*, using: str = "default", check: bool = False) -> RebuildResult:
             connections[using].cursor().execute("SELECT pg_advisory_xact_lock(7295316)")
             conn = _driver_connection(using)
             paths = _account_paths(conn)
-            before = {p.name: p.snapshot() for p in app_projections}
-            for projection in app_projections:
-                projection.reset()
-
-            def feed(event: ScannedEvent) -> None:
-                if app_projections:
-                    projections.dispatch([_envelope(event)])
-
-            state = replay(using=using, on_event=feed, report=problems.append)
+            state = replay(using=using, report=problems.append)
             if check:
                 problems += _check_ledger_projections(conn, state, paths)
-                for projection in app_projections:
-                    after = projection.snapshot()
-                    if after != before[projection.name]:
-                        problems.append(Problem(None, f"projection:{projection.name}",
-                                                "stored read model differs from a replay of the log"))
                 raise _Rollback
             _install_ledger_projections(conn, state)
     except _Rollback:

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from django.db import DatabaseError, connections, transaction
 
-from ledger import accounts, canonical, events, projections
+from ledger import accounts, canonical, events
 from ledger.errors import (
     SQLSTATE_ERRORS,
     IdempotencyKeyReused,
@@ -94,10 +94,9 @@ def append(
 
     connection = connections[using]
     # Outside a caller's transaction, with nothing else to write (no idempotency record, no pending
-    # transfer to lock and read first, no read model to update), the SQL function is the whole
+    # transfer to lock and read first), the SQL function is the whole
     # command: run it as one autocommitted statement, one round trip instead of BEGIN/SELECT/COMMIT.
     single_statement = (not connection.in_atomic_block and idempotency_key is None
-                        and not projections.handles({item.type for item in prepared})
                         and not any(isinstance(p, PendingPost | PendingVoid) for item in prepared
                                     for p in item.postings))
     # Otherwise a transaction: a savepoint when nested, so a caller can catch a conflict and go on,
@@ -114,7 +113,6 @@ def append(
         pending_rows = _lock_pending(cursor, prepared)
         batch_events, pending_ops, account_paths = [], [], {}
         ordinals: dict[str, int] = defaultdict(int)
-        envelopes = []
         for item in prepared:
             event_id = str(uuid.uuid4())
             lines = _lines(item.postings, pending_rows, event_id, pending_ops)
@@ -131,10 +129,7 @@ def append(
                 "type": item.type, "schema_version": item.schema_version, "data": item.data,
                 "body": canonical.encode(body).decode("utf-8"), "lines": lines,
             })
-            envelopes.append(projections.Envelope(event_id=event_id, stream=item.stream, type=item.type,
-                                                  data=item.data, metadata=metadata))
 
-        projections.dispatch(envelopes)
         batch = {
             "streams": [{"id": stream, "expected": expected.get(stream), "count": ordinals[stream]}
                         for stream in sorted(ordinals)],
