@@ -1,4 +1,4 @@
-"""The mint and redeem lifecycles: one declaration of each transition graph (DESIGN.md section 4).
+"""The mint and redeem lifecycles: one declaration of each transition graph (docs/architecture.md, section 4).
 
 Every path that changes a request's state (API, admin, Celery tasks) goes through
 `mint_redeem.services` which asks these machines whether the transition is allowed, so the graph
