@@ -48,6 +48,8 @@ def test_make_stop_stops_the_embedded_postgres_and_redis():
 
 # Each command the README documents, and the test that runs it as printed.
 RUN_AS_PRINTED = {
+    "manage.py requests_stuck": "tests/mint_redeem/test_nothing_stuck.py::"
+                                "test_the_command_finds_a_stuck_request_and_exits_nonzero",
     "manage.py ledger verify": "tests/ledger/test_commands_as_run.py::test_verify_exits_non_zero_and_names_a_tampered_event",
     "manage.py ledger rebuild": "tests/ledger/test_commands_as_run.py::"
                                 "test_rebuild_check_exits_non_zero_on_a_tampered_projection_and_changes_nothing",
