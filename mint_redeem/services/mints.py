@@ -36,6 +36,7 @@ from mint_redeem import selectors
 from mint_redeem.lifecycle import MintLifecycle, next_state
 from mint_redeem.models import ChainOperation, MintRequest, ProductTerms
 from mint_redeem.services import accounts, chain, trading
+from mint_redeem.services.approvals import assert_not_the_approver
 from mint_redeem.services.quoting import RequestError, base_units_of, cash_split, fee_for_bought, quote
 from mint_redeem.services.transitions import append_to_stream, lock, notify, transition
 
@@ -104,6 +105,7 @@ def mint_cash_record(*, mint: MintRequest, amount_cents: int, reference: str, us
     _positive_cents(amount_cents)
     with transaction.atomic():
         mint = lock(mint)
+        assert_not_the_approver(mint, actor=f"user:{user.pk}")
         if amount_cents < mint.cash_due_cents:
             raise RequestError(f"{amount_cents} cents is less than the {mint.cash_due_cents} due",
                                code="insufficient_funding")
@@ -118,6 +120,7 @@ def mint_topup_record(*, mint: MintRequest, amount_cents: int, reference: str, u
     _positive_cents(amount_cents)
     with transaction.atomic():
         mint = lock(mint)
+        assert_not_the_approver(mint, actor=f"user:{user.pk}")
         shortfall = mint_shortfall_cents(mint)
         if mint.state == "topup_due" and amount_cents < shortfall:
             raise RequestError(f"{amount_cents} cents is less than the {shortfall} still due",
@@ -185,6 +188,7 @@ def mint_shares_receive(*, mint: MintRequest, custodian_confirmation: str, user)
     """An in-kind mint's shares arrived at the custodian (operations record the confirmation)."""
     with transaction.atomic():
         mint = lock(mint)
+        assert_not_the_approver(mint, actor=f"user:{user.pk}")
         terms = ProductTerms.objects.select_related("custodian").get(product=mint.product)
         events = transition(mint, "receive_shares", actor=f"user:{user.pk}",
                             refs={"custodian_confirmation": custodian_confirmation}, append_events=False)
@@ -272,6 +276,8 @@ def mint_start_minting(*, mint: MintRequest, actor: str) -> MintRequest:
             mint = lock(mint)
             if mint.state not in ("settled", "shares_received"):
                 return mint
+            if mint.needs_approval and mint.approved_by_id is None:
+                return mint  # an in-kind mint above the threshold waits for a second person, as cash ones do
             split = None
             if not mint.in_kind:
                 split = cash_split(cash_received_cents=mint.cash_received_cents, cost_cents=mint.cost_cents or 0,

@@ -28,6 +28,7 @@ from ledger.services import NewEvent
 from mint_redeem.lifecycle import MAX_AUTOMATIC_ORDERS
 from mint_redeem.models import ChainOperation, ProductTerms, Redemption
 from mint_redeem.services import accounts, chain, trading
+from mint_redeem.services.approvals import assert_approved_if_needed, assert_not_the_approver
 from mint_redeem.services.mints import request_context
 from mint_redeem.services.quoting import RequestError
 from mint_redeem.services.transitions import append_to_stream, lock, notify, transition
@@ -79,6 +80,7 @@ def redemption_tokens_receive(*, redemption: Redemption, tx_hash: str, actor: st
     write the burn to the outbox."""
     with transaction.atomic():
         redemption = lock(redemption)
+        assert_not_the_approver(redemption, actor=actor)
         transition(redemption, "receive_tokens", actor=actor, refs={"tx_hash": tx_hash},
                    update_fields={"deposit_tx": tx_hash})
         try:
@@ -115,6 +117,9 @@ def _token_move(credit: str, debit: str, asset: str, amount: int) -> list[Line]:
 def redemption_shares_deliver(*, redemption: Redemption, custodian_confirmation: str, user) -> Redemption:
     with transaction.atomic():
         redemption = lock(redemption)
+        assert_not_the_approver(redemption, actor=f"user:{user.pk}")
+        if redemption.state == "burned":
+            assert_approved_if_needed(redemption)
         terms = ProductTerms.objects.select_related("custodian").get(product=redemption.product)
         events = transition(redemption, "deliver_shares", actor=f"user:{user.pk}",
                             refs={"custodian_confirmation": custodian_confirmation}, append_events=False)
@@ -128,6 +133,7 @@ def redemption_shares_deliver(*, redemption: Redemption, custodian_confirmation:
 def redemption_payout_record(*, redemption: Redemption, bank_reference: str, user) -> Redemption:
     with transaction.atomic():
         redemption = lock(redemption)
+        assert_not_the_approver(redemption, actor=f"user:{user.pk}")
         transition(redemption, "pay_out", actor=f"user:{user.pk}", refs={"bank_reference": bank_reference},
                    postings=accounts.cash_paid_out(redemption.participant_id, redemption.proceeds_cents or 0))
     return redemption

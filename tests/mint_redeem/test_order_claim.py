@@ -86,6 +86,18 @@ def test_cancel_after_the_order_went_out(market, mm, operations):
     assert_cancel_refused_and_order_live(mint)
 
 
+@pytest.fixture
+def no_worker():
+    """Tasks queued on commit go to a queue no worker reads, so the session's Celery worker (started by
+    other tests) cannot take the mint's automatic step in the middle of the interleaving."""
+    from config.celery import app
+
+    before = app.conf.get("task_default_queue")
+    app.conf.task_default_queue = "nobody-reads-this"
+    yield
+    app.conf.task_default_queue = before
+
+
 def _in_thread(fn):
     outcome = {}
 
@@ -102,7 +114,7 @@ def _in_thread(fn):
     return thread, outcome
 
 
-def test_a_cancel_holding_the_lock_makes_the_claim_wait_and_give_up(committed, market, mm, operations,
+def test_a_cancel_holding_the_lock_makes_the_claim_wait_and_give_up(committed, no_worker, market, mm, operations,
                                                                     monkeypatch):
     mint = funded_mint(mm, operations)
     release = mints.compliance_services.notional_usage_release
@@ -122,7 +134,8 @@ def test_a_cancel_holding_the_lock_makes_the_claim_wait_and_give_up(committed, m
     assert_cancelled_without_an_order(mint, mm)
 
 
-def test_a_claim_holding_the_lock_makes_the_cancel_wait_and_fail(committed, market, mm, operations, monkeypatch):
+def test_a_claim_holding_the_lock_makes_the_cancel_wait_and_fail(committed, no_worker, market, mm, operations,
+                                                                  monkeypatch):
     mint = funded_mint(mm, operations)
     create = mints.trading.custody_services.order_create
     holding = threading.Event()
