@@ -173,13 +173,13 @@ class TokenProductAdmin(FixedIdentifiersAdmin):
                                              decimals=deployment.decimals, address=deployment.address,
                                              actor=_actor(request))
 
-    @admin.action(description="Pause minting of the selected products")
+    @admin.action(description="Pause minting of the selected products", permissions=["change"])
     def pause_minting(self, request, queryset):
         for product in queryset:
             services.product_status_set(product=product, status="paused", reason="paused from admin",
                                         actor=_actor(request))
 
-    @admin.action(description="Resume minting of the selected products")
+    @admin.action(description="Resume minting of the selected products", permissions=["change"])
     def resume_minting(self, request, queryset):
         for product in queryset:
             services.product_status_set(product=product, status="active", reason="resumed from admin",
@@ -239,7 +239,11 @@ class BrokerOrderAdmin(ReadOnlyAdmin):
     def filled(self, obj):
         return _shares(obj.filled_quantity_nano)
 
-    @admin.action(description="Fetch fills from the broker")
+    # Orders and fills are records (read-only forms); acting on them at the broker is operations' job.
+    def has_operate_permission(self, request) -> bool:
+        return request.user.has_perm("custody.change_brokerorder")
+
+    @admin.action(description="Fetch fills from the broker", permissions=["operate"])
     def sync_orders(self, request, queryset):
         for order in queryset:
             try:
@@ -248,7 +252,7 @@ class BrokerOrderAdmin(ReadOnlyAdmin):
             except DomainError as exc:
                 self.message_user(request, f"order {order.id}: {exc.code}: {exc.message}", messages.ERROR)
 
-    @admin.action(description="Cancel at the broker")
+    @admin.action(description="Cancel at the broker", permissions=["operate"])
     def cancel_orders(self, request, queryset):
         for order in queryset:
             try:
@@ -268,7 +272,10 @@ class FillAdmin(ReadOnlyAdmin):
     def quantity(self, obj):
         return _shares(obj.quantity_nano)
 
-    @admin.action(description="Settle every fill due today (New York date)")
+    def has_settle_permission(self, request) -> bool:
+        return request.user.has_perm("custody.change_fill")
+
+    @admin.action(description="Settle every fill due today (New York date)", permissions=["settle"])
     def settle_due(self, request, queryset):
         count = services.fills_settle_due(today=calendar.trade_date_of(timezone.now()), actor=_actor(request))
         self.message_user(request, f"{count} fill(s) settled")

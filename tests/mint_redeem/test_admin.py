@@ -73,3 +73,23 @@ def test_illegal_transitions_are_refused_in_the_admin_too(market, mm, api, opera
     mint.refresh_from_db()
     assert mint.state == "accepted"
     assert "transition_not_allowed" in ops.get(response.url).content.decode()
+
+
+def test_an_auditor_posting_a_lifecycle_button_is_refused_and_changes_nothing(market, mm, client):
+    from compliance import roles
+    from ledger import selectors
+    from mint_redeem import services
+    from mint_redeem.models import MintRequest
+    from tests.compliance.factories import make_staff
+
+    mint = services.mint_request_create(participant=mm.participant, product_symbol="AAPLx", chain="ethereum",
+                                        quantity="1", wallet_id=mm.wallets["ethereum"].pk, funding="cash",
+                                        actor="test")
+    auditor = make_staff(roles.AUDITOR)
+    client.force_login(auditor)
+    head = selectors.head()
+    for action, data in (("cancel", {"reason": "x"}), ("fund", {"amount_cents": 10**9, "reference": "W"}),
+                         ("approve", {}), ("fail", {"reason": "x"})):
+        response = client.post(f"/admin/mint_redeem/mintrequest/{mint.pk}/act/{action}/", data)
+        assert response.status_code == 403, action
+    assert selectors.head() == head and MintRequest.objects.get(pk=mint.pk).state == "accepted"
