@@ -18,11 +18,13 @@ from compliance.models import (
     MarketMakerUser,
     NotionalUsage,
     Participant,
+    ReferenceChange,
     SanctionsEntry,
     SanctionsList,
     ScreeningResult,
     Wallet,
 )
+from compliance.reference_changes import reference_change_approve, reference_change_reject
 from compliance.validation import validate_address, validate_jurisdiction, validate_lei
 from config.api import DomainError
 from ledger.admin import ReadOnlyAdmin
@@ -433,3 +435,34 @@ class MarketMakerUserAdmin(ReadOnlyAdmin):
 class NotionalUsageAdmin(ReadOnlyAdmin):
     list_display = ["reference", "participant", "usage_date", "notional_cents", "released_at"]
     list_filter = ["usage_date"]
+
+
+@admin.register(ReferenceChange)
+class ReferenceChangeAdmin(ReadOnlyAdmin):
+    """Proposed changes to reference data; a person other than the proposer applies or rejects them."""
+
+    list_display = ("id", "object_repr", "changes", "status", "proposed_by", "decided_by", "created_at")
+    list_filter = ("status", "content_type")
+    actions = ["apply_changes", "reject_changes"]
+
+    def has_approve_permission(self, request) -> bool:
+        return request.user.has_perm("compliance.approve_referencechange")
+
+    @admin.action(description="Apply (four eyes: not your own proposals)", permissions=["approve"])
+    def apply_changes(self, request, queryset):
+        for change in queryset:
+            try:
+                applied = reference_change_approve(change=change, user=request.user)
+                level = messages.SUCCESS if applied.status == ReferenceChange.Status.APPLIED else messages.WARNING
+                self.message_user(request, f"change {change.pk}: {applied.status}", level)
+            except DomainError as exc:
+                self.message_user(request, f"change {change.pk}: {exc.code}: {exc.message}", messages.ERROR)
+
+    @admin.action(description="Reject", permissions=["approve"])
+    def reject_changes(self, request, queryset):
+        for change in queryset:
+            try:
+                reference_change_reject(change=change, user=request.user, reason=f"rejected by user {request.user.pk}")
+                self.message_user(request, f"change {change.pk}: rejected")
+            except DomainError as exc:
+                self.message_user(request, f"change {change.pk}: {exc.code}: {exc.message}", messages.ERROR)

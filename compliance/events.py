@@ -132,3 +132,34 @@ class ApiKeyRevoked(EventData):
     api_key_id: int
     key_id: str
     reason: str
+
+
+@event_type("reference.change_proposed", version=1)
+class ReferenceChangeProposed(EventData):
+    change_id: int
+    model: str
+    object_id: int
+    changes: dict[str, str | None]
+    before: dict[str, str | None]
+    reason: str
+
+
+@event_type("reference.changed", version=1)
+class ReferenceChanged(EventData):
+    change_id: int
+    model: str
+    object_id: int
+    changes: dict[str, str | None]
+    before: dict[str, str | None]
+    reason: str
+    proposed_by: int
+    approved_by: int
+
+
+@event_type("reference.change_rejected", version=1)
+class ReferenceChangeRejected(EventData):
+    change_id: int
+    model: str
+    object_id: int
+    status: str
+    reason: str

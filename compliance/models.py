@@ -362,3 +362,41 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}"
+
+
+class ReferenceChange(models.Model):
+    """A change to reference data (brokers, securities, products, product terms, custody accounts) that
+    one person proposes, with a reason, and another applies. `before` is the values the proposer saw:
+    if the row moved on since, the proposal is stale and cannot be applied."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        APPLIED = "applied"
+        REJECTED = "rejected"
+        STALE = "stale"
+
+    content_type = models.ForeignKey("contenttypes.ContentType", on_delete=models.PROTECT, related_name="+")
+    object_id = models.BigIntegerField()
+    object_repr = models.CharField(max_length=200)
+    changes = models.JSONField(help_text="field -> proposed value, as text")
+    before = models.JSONField(help_text="field -> value when proposed, as text")
+    reason = models.TextField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    decision_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        permissions = [("approve_referencechange", "Can apply a change to reference data proposed by another "
+                                                   "person (four eyes)")]
+
+    def __str__(self) -> str:
+        return f"change {self.pk} to {self.object_repr} ({self.status})"
+
+    @property
+    def stream(self) -> str:
+        return f"reference-{self.content_type.app_label}.{self.content_type.model}-{self.object_id}"

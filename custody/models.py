@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
@@ -158,15 +159,33 @@ class Broker(models.Model):
     sim_latency_ms = models.PositiveIntegerField(default=0)
     # Real broker: base URL override (empty = the vendor's default) and the prefix of the environment
     # variables holding credentials (<PREFIX>_API_KEY, <PREFIX>_SECRET_KEY). Secrets never live in the DB.
-    api_base_url = models.URLField(blank=True, default="")
+    # Paper or live trading is not a row's choice: settings.BROKER_LIVE_TRADING (environment) decides.
+    api_base_url = models.URLField(blank=True, default="", help_text="must be on settings.BROKER_API_BASE_URLS")
     credentials_env_prefix = models.CharField(max_length=40, blank=True, default="")
-    paper = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["code"]
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        super().clean()
+        if self.api_base_url and not base_url_allowed(self.api_base_url):
+            raise ValidationError({"api_base_url": "not on the allowlist of broker API base URLs "
+                                                   "(settings.BROKER_API_BASE_URLS)"})
+
+
+def base_url_allowed(url: str) -> bool:
+    """Only an origin named in settings (HTTPS in production: settings refuse anything else there): a
+    broker's credentials are never sent anywhere else."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}".lower()
+    return origin in {u.rstrip("/").lower() for u in settings.BROKER_API_BASE_URLS}
 
 
 class SimulatedPrice(models.Model):

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from compliance.admin_changes import ProposedChangesAdmin
 from config.api import DomainError
 from ledger.errors import LedgerError
 from mint_redeem import services, webhooks
@@ -201,7 +202,7 @@ class ChainOperationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProductTerms)
-class ProductTermsAdmin(admin.ModelAdmin):
+class ProductTermsAdmin(ProposedChangesAdmin):
     list_display = ("product", "broker", "custodian", "reference_price", "cash_buffer_bps", "fee_bps",
                     "approval_threshold_cents")
 

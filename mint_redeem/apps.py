@@ -13,3 +13,10 @@ class MintRedeemConfig(AppConfig):
         # a claim on the participant by accident.
         register_account_policy("participant/", non_negative=False)
         register_account_policy("tokens/", non_negative=True)
+
+        from compliance.reference_changes import register
+        from mint_redeem.models import ProductTerms
+
+        # Product terms change by proposal and a second person's approval (compliance.reference_changes).
+        register(ProductTerms, fields=("broker", "custodian", "reference_price", "cash_buffer_bps", "fee_bps",
+                                       "approval_threshold_cents", "market_hours_only", "redemption_addresses"))

@@ -16,8 +16,10 @@ from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
+from django.conf import settings
 
 from custody.brokers.base import BrokerError, FillReport, OrderSnapshot
+from custody.models import base_url_allowed
 from ledger.units import NANO
 
 _PAGE_SIZE = 100
@@ -68,7 +70,9 @@ class AlpacaBroker:
         if not api_key or not secret_key:
             raise BrokerError(f"credentials for broker {broker.code} are not configured ({prefix}_API_KEY / "
                               f"{prefix}_SECRET_KEY)", code="broker_credentials_missing")
-        client = TradingClient(api_key=api_key, secret_key=secret_key, paper=broker.paper,
+        if broker.api_base_url and not base_url_allowed(broker.api_base_url):
+            raise BrokerError(f"broker {broker.code}: base URL is not on the allowlist", code="base_url_refused")
+        client = TradingClient(api_key=api_key, secret_key=secret_key, paper=not settings.BROKER_LIVE_TRADING,
                                url_override=broker.api_base_url or None)
         return cls(client)
 

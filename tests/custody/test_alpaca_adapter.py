@@ -119,7 +119,9 @@ def alpaca_server():
 
 
 @pytest.fixture
-def alpaca_broker(alpaca_server, custodian, aapl, monkeypatch):
+def alpaca_broker(alpaca_server, custodian, aapl, monkeypatch, settings):
+    # The recorded-response server stands in for Alpaca's origin, so it is the one on the allowlist.
+    settings.BROKER_API_BASE_URLS = [alpaca_server.url]
     monkeypatch.setenv("ALPACA_TEST_API_KEY", "PKTEST0000000000")
     monkeypatch.setenv("ALPACA_TEST_SECRET_KEY", "secret-test-key")
     return Broker.objects.create(code="alpaca", name="Alpaca", kind=Broker.Kind.ALPACA, custodian=custodian,
@@ -227,3 +229,22 @@ def test_impossible_broker_quantities_refused(value):
 
     with pytest.raises(BrokerError):
         quantity_to_nano(value)
+
+
+def test_credentials_never_go_to_a_base_url_off_the_allowlist(alpaca_server, custodian, aapl, monkeypatch):
+    """The allowlist is checked when the broker row is validated and again before any call."""
+    from django.core.exceptions import ValidationError
+
+    from custody.brokers import get_adapter
+    from custody.brokers.base import BrokerError
+
+    monkeypatch.setenv("ALPACA_TEST_API_KEY", "PKTEST0000000000")
+    monkeypatch.setenv("ALPACA_TEST_SECRET_KEY", "secret-test-key")
+    broker = Broker(code="evil", name="Elsewhere", kind=Broker.Kind.ALPACA, custodian=custodian,
+                    api_base_url=alpaca_server.url, credentials_env_prefix="ALPACA_TEST")
+    with pytest.raises(ValidationError):
+        broker.full_clean()
+    broker.save()  # written behind the form's back: the adapter still refuses to send anything
+    with pytest.raises(BrokerError) as refused:
+        get_adapter(broker)
+    assert refused.value.code == "base_url_refused"

@@ -6,9 +6,12 @@ names and the rest stay editable."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
+from compliance.models import ReferenceChange
+from compliance.reference_changes import reference_change_approve
 from custody.models import Broker, ChainDeployment, Custodian, Security, TokenProduct
 
 
@@ -103,10 +106,14 @@ def test_display_names_and_other_fields_stay_editable(aapl, product, custodian, 
 def _post_data(response) -> dict:
     """What the browser posts back for the change form as shown (every form and inline as rendered)."""
     forms = [response.context["adminform"].form]
-    data: dict = {}
     for inline in response.context["inline_admin_formsets"]:
         formset = inline.formset
         forms += [formset.management_form, *formset.forms]
+    return _post_data_of(forms)
+
+
+def _post_data_of(forms) -> dict:
+    data: dict = {}
     for form in forms:
         for name in form.fields:
             value = form[name].value()
@@ -145,11 +152,25 @@ def test_the_admin_change_form_shows_an_identifier_but_does_not_change_it(
 
     data = _post_data(shown)
     data[field] = new  # what a hand-crafted POST would try
+    before = _stored(model, row.pk, display)
     data[display] = renamed
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
     assert _stored(model, row.pk, field) == old
-    assert _stored(model, row.pk, display) == renamed
+    # Reference data is read-only on its form: a name changes by proposal and a second person.
+    assert _stored(model, row.pk, display) == before
+
+    propose_url = reverse(f"admin:{url_name}_propose", args=[row.pk])
+    page = admin_client.get(propose_url)
+    assert field not in page.context["form"].fields
+    form_data = {name: value for name, value in _post_data_of([page.context["form"]]).items()}
+    proposed = admin_client.post(propose_url, {**form_data, display: renamed, field: new,
+                                               "reason": "the issuer renamed it"})
+    assert proposed.status_code == 302
+    (change,) = ReferenceChange.objects.filter(object_id=row.pk, content_type__model=model._meta.model_name)
+    assert set(change.changes) == {display}  # the identifier is not even proposable
+    reference_change_approve(change=change, user=get_user_model().objects.create_superuser("second", "", "pw-x-1"))
+    assert _stored(model, row.pk, display) == renamed and _stored(model, row.pk, field) == old
 
 
 def test_the_admin_does_not_offer_to_change_a_registered_deployment(admin_client, product, deployment):
