@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from compliance.crypto import EncryptedTextField
+
 
 class KycStatus(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -307,7 +309,7 @@ class ApiKey(models.Model):
     scope = models.CharField(max_length=8, choices=ApiScope.choices, default=ApiScope.READ)
     secret_hash = models.CharField(max_length=64)
     signature_alg = models.CharField(max_length=16, choices=SignatureAlgorithm.choices)
-    hmac_key_encrypted = models.TextField(blank=True)
+    hmac_key_encrypted = EncryptedTextField(blank=True)
     ed25519_public_key = models.BinaryField(max_length=32, null=True, blank=True)
     label = models.CharField(max_length=100, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,

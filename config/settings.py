@@ -165,6 +165,20 @@ X_FRAME_OPTIONS = "DENY"
 # /healthz is polled over plain HTTP by load balancers inside the private network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# Secrets the server must be able to use again (the HMAC keys of API keys, webhook signing secrets) are
+# encrypted at rest with these keys, newest first: new writes use the first, every key listed still
+# decrypts, and `manage.py secrets_reencrypt` moves everything stored to the first. Separate from
+# SECRET_KEY, so rotating one leaves the other alone. Development and test default to SECRET_KEY (what
+# these secrets were encrypted with before this setting existed).
+if IS_PRODUCTION:
+    FIELD_ENCRYPTION_KEYS = [key.strip() for key in required("FIELD_ENCRYPTION_KEYS").split(",") if key.strip()]
+    if not FIELD_ENCRYPTION_KEYS or any(len(key) < 32 for key in FIELD_ENCRYPTION_KEYS):
+        raise ImproperlyConfigured("each of FIELD_ENCRYPTION_KEYS needs at least 32 characters")
+    if FIELD_ENCRYPTION_KEYS[0] == SECRET_KEY:
+        raise ImproperlyConfigured("the newest FIELD_ENCRYPTION_KEYS key must not be SECRET_KEY")
+else:
+    FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "") or [SECRET_KEY]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},

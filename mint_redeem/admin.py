@@ -210,7 +210,7 @@ class ProductTermsAdmin(ProposedChangesAdmin):
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
     list_display = ("id", "participant", "url", "active", "created_at")
-    exclude = ("secret",)  # never rendered
+    exclude = ("secret_encrypted",)  # never rendered
     readonly_fields = ("participant", "url", "created_at")
 
     def has_add_permission(self, request):

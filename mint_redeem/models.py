@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from compliance.crypto import EncryptedTextField
 from compliance.models import Participant, Wallet
 from custody.models import Broker, Custodian, TokenProduct
 
@@ -165,9 +166,9 @@ class ChainOperation(models.Model):
 class WebhookEndpoint(models.Model):
     participant = models.ForeignKey(Participant, on_delete=models.PROTECT, related_name="webhook_endpoints")
     url = models.URLField(max_length=500)
-    # The HMAC key must be usable to sign, so it is stored as given; it is shown to the participant once
-    # and never rendered in the admin or logs.
-    secret = models.CharField(max_length=128)
+    # The HMAC key must be usable to sign, so it is stored encrypted (compliance.crypto), not hashed; it
+    # is shown to the participant once and never rendered in the admin or logs.
+    secret_encrypted = EncryptedTextField()
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

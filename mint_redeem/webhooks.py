@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from compliance import crypto
 from config.api import DomainError
 from ledger.units import NANO
 from mint_redeem import jobs
@@ -54,13 +55,14 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def endpoint_register(*, participant, url: str) -> tuple[WebhookEndpoint, str]:
-    """Register an endpoint; returns it and its signing secret (shown once)."""
+    """Register an endpoint; returns it and its signing secret (shown once, stored encrypted)."""
     if settings.ISSUER_ENV == "production" and not url.startswith("https://"):
         raise DomainError("webhook URLs must use https", code="invalid_webhook_url")
     if not url.startswith(("https://", "http://")) or len(url) > 500:
         raise DomainError("a webhook URL must be an http(s) URL of at most 500 characters", code="invalid_webhook_url")
     secret = secrets.token_urlsafe(32)
-    endpoint = WebhookEndpoint.objects.create(participant=participant, url=url, secret=secret)
+    endpoint = WebhookEndpoint.objects.create(participant=participant, url=url,
+                                              secret_encrypted=crypto.encrypt(secret.encode()))
     return endpoint, secret
 
 
@@ -73,7 +75,8 @@ def delivery_attempt(*, delivery_id: int) -> WebhookDelivery:
             return WebhookDelivery.objects.get(pk=delivery_id)  # delivered, given up, or being attempted
         body = json.dumps(delivery.payload, separators=(",", ":"), sort_keys=True).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "issuer-webhooks/1",
-                   SIGNATURE_HEADER: sign(delivery.endpoint.secret, int(time.time()), body),
+                   SIGNATURE_HEADER: sign(crypto.decrypt(delivery.endpoint.secret_encrypted).decode(),
+                                          int(time.time()), body),
                    "Issuer-Event-Id": delivery.event_id}
         delivery.attempts += 1
         try:

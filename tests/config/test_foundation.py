@@ -95,16 +95,30 @@ def test_production_profile_requires_its_secrets():
     assert "must be set in the production profile" in result.stderr
 
 
+PRODUCTION_ENV = {
+    "ISSUER_ENV": "production",
+    "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
+    "FIELD_ENCRYPTION_KEYS": "field-encryption-key-newest-0123456789abcdef",
+    "DATABASE_URL": "postgresql://issuer@db.invalid:5432/issuer",
+    "CELERY_BROKER_URL": "redis://broker.invalid:6379/0",
+    "ALLOWED_HOSTS": "issuer.example.com",
+}
+
+
 def test_production_profile_passes_check_deploy():
-    env = {
-        "ISSUER_ENV": "production",
-        "SECRET_KEY": "x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
-        "DATABASE_URL": "postgresql://issuer@db.invalid:5432/issuer",
-        "CELERY_BROKER_URL": "redis://broker.invalid:6379/0",
-        "ALLOWED_HOSTS": "issuer.example.com",
-    }
-    result = _run_manage(["check", "--deploy", "--fail-level", "WARNING"], env)
+    result = _run_manage(["check", "--deploy", "--fail-level", "WARNING"], PRODUCTION_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("change,refusal", [
+    ({"FIELD_ENCRYPTION_KEYS": ""}, "FIELD_ENCRYPTION_KEYS must be set in the production profile"),
+    ({"FIELD_ENCRYPTION_KEYS": "short"}, "each of FIELD_ENCRYPTION_KEYS needs at least 32 characters"),
+    ({"FIELD_ENCRYPTION_KEYS": PRODUCTION_ENV["SECRET_KEY"]}, "the newest FIELD_ENCRYPTION_KEYS key must not be SECRET_KEY"),
+])
+def test_production_profile_refuses_unsafe_secret_settings(change, refusal):
+    result = _run_manage(["check"], {**PRODUCTION_ENV, **change})
+    assert result.returncode != 0
+    assert refusal in result.stderr
 
 
 def test_embedded_services_are_reused_not_restarted():
