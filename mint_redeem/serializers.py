@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.response import Response
 
 from ledger.units import NANO
 from mint_redeem.lifecycle import MintLifecycle, RedemptionLifecycle, allowed_events
@@ -179,7 +180,28 @@ class WebhookSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     url = serializers.CharField()
     active = serializers.BooleanField()
-    secret = serializers.CharField(required=False, help_text="shown once, at creation")
+    secret = serializers.CharField(required=False, help_text="shown once, at creation; not in a replay of "
+                                                             "the same Idempotency-Key")
+
+
+class OneTimeSecretResponse(Response):
+    """A response whose body carries a secret this once. `data` holds everything but the secret, and
+    `data` is what the idempotent response store (compliance.idempotency) keeps and replays, so the
+    secret is never written there and a replay returns the rest without it. Only the body rendered for
+    this response has it."""
+
+    def __init__(self, data: dict, *, secret: str, **kwargs):
+        super().__init__(data, **kwargs)
+        self._secret = secret
+
+    @property
+    def rendered_content(self):
+        data = self.data
+        self.data = {**data, "secret": self._secret}
+        try:
+            return super().rendered_content
+        finally:
+            self.data = data
 
 
 class SignatureCheckSerializer(serializers.Serializer):

@@ -22,6 +22,7 @@ from mint_redeem.serializers import (
     MintCreateSerializer,
     MintDetailSerializer,
     MintSerializer,
+    OneTimeSecretResponse,
     ProductSerializer,
     RedemptionCreateSerializer,
     RedemptionDetailSerializer,
@@ -228,8 +229,8 @@ class WebhookListView(MarketMakerView):
         body = WebhookCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         endpoint, secret = webhooks.endpoint_register(participant=self.participant(), url=body.validated_data["url"])
-        return Response({"id": endpoint.id, "url": endpoint.url, "active": endpoint.active, "secret": secret},
-                        status=status.HTTP_201_CREATED)
+        return OneTimeSecretResponse({"id": endpoint.id, "url": endpoint.url, "active": endpoint.active},
+                                     secret=secret, status=status.HTTP_201_CREATED)
 
 
 class SignatureCheckView(MarketMakerView):

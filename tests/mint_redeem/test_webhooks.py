@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from mint_redeem import webhooks
-from mint_redeem.models import MintRequest, WebhookDelivery
+from mint_redeem.models import MintRequest, WebhookDelivery, WebhookEndpoint
 
 from .conftest import wait_for
 
@@ -121,3 +121,41 @@ def test_a_delivery_whose_task_was_lost_is_picked_up_by_the_beat(db, market, mm,
     assert tasks.retry_webhooks() == 1  # queued again (the task this test's queue never runs)
     webhooks.delivery_attempt(delivery_id=delivery.pk)  # what that task does
     assert len(receiver.received) == 1
+
+
+# --- the signing secret -------------------------------------------------------------------------
+
+def test_the_secret_is_shown_once_never_stored_in_clear_and_not_replayed(db, mm, api, receiver, caplog):
+    import logging
+
+    from django.db import connection
+
+    caplog.set_level(logging.DEBUG)
+    registered = api.post("/api/v1/webhooks", {"url": receiver.url}, idempotency_key="register-hooks-1")
+    assert registered.status_code == 201, registered.content
+    secret = registered.json()["secret"]
+    assert len(secret) >= 32
+
+    replay = api.post("/api/v1/webhooks", {"url": receiver.url}, idempotency_key="register-hooks-1")
+    assert replay.status_code == 201 and replay["Idempotent-Replayed"] == "true"
+    assert replay.json() == {key: value for key, value in registered.json().items() if key != "secret"}
+
+    # Nowhere in the database in clear: not the endpoint's row, not the stored response, not anywhere.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        tables = [row[0] for row in cursor.fetchall()]
+        found = []
+        for table in tables:
+            cursor.execute(f'SELECT count(*) FROM "{table}" t WHERE t::text LIKE %s', [f"%{secret}%"])  # noqa: S608
+            if cursor.fetchone()[0]:
+                found.append(table)
+    assert "compliance_idempotencyrecord" in tables and "mint_redeem_webhookendpoint" in tables
+    assert found == []
+
+    endpoint = WebhookEndpoint.objects.get()
+    webhooks.delivery_attempt(delivery_id=WebhookDelivery.objects.create(
+        endpoint=endpoint, event_id="evt-1", event_type="mint.accepted", payload={}).pk)
+    headers, body = receiver.received[0]
+    assert verify_signature(secret, headers, body)
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert secret not in logged
