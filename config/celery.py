@@ -13,6 +13,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+# Tasks routed by name to a queue of their own (see CELERY_WEBHOOK_QUEUE). Read when each task is sent,
+# so the test harness can point a session's webhooks at its own queue.
+_OWN_QUEUE = {"mint_redeem.deliver_webhook": "webhook_queue"}
+
+
+def route_task(name, args, kwargs, options, task=None, **_kwargs):
+    setting = _OWN_QUEUE.get(name)
+    return {"queue": app.conf[setting]} if setting else None
+
+
 @signals.before_task_publish.connect
 def _attach_correlation_id(headers=None, **_kwargs):
     from config.logging import current_correlation_id

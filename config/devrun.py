@@ -1,8 +1,8 @@
 """`make run`: bring the whole system up on the embedded defaults and keep it up until Ctrl-C.
 
 Starts (or reuses) the embedded PostgreSQL and Redis, migrates, creates the demo superuser (its
-password is printed once, on creation), seeds demo data, then runs the web server, a Celery worker
-and Celery beat as child processes. Ctrl-C (or any child dying) stops every child it started.
+password is printed once, on creation), seeds demo data, then runs the web server, a Celery worker,
+a second one for webhook deliveries and Celery beat as child processes. Ctrl-C (or any child dying) stops every child it started.
 """
 
 from __future__ import annotations
@@ -64,11 +64,17 @@ def main() -> int:
     _manage("migrate", "--noinput")
     _create_demo_superuser()
     _manage("seed_demo")
+    from django.conf import settings
 
     children = [
         subprocess.Popen([PYTHON, "manage.py", "runserver", "--noreload", f"{host}:{port}"], cwd=ROOT),
         subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
-                          "--concurrency=2", "--hostname=worker@%h"], cwd=ROOT),
+                          "--concurrency=2", f"--queues={settings.CELERY_TASK_DEFAULT_QUEUE}",
+                          "--hostname=worker@%h"], cwd=ROOT),
+        # Webhook deliveries have a worker of their own: a slow receiver never holds up a mint.
+        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
+                          "--concurrency=2", f"--queues={settings.CELERY_WEBHOOK_QUEUE}",
+                          "--hostname=webhooks@%h"], cwd=ROOT),
         subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"], cwd=ROOT),
     ]
 

@@ -7,6 +7,7 @@ an unset DATABASE_URL / CELERY_BROKER_URL starts the embedded PostgreSQL / Redis
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -136,6 +137,11 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Webhook deliveries wait on receivers the issuer does not control, so they have a queue (and, under
+# `make run`, a worker) of their own: a slow receiver can hold up other webhooks, never a mint.
+CELERY_WEBHOOK_QUEUE = os.environ.get("CELERY_WEBHOOK_QUEUE") or (
+    f"{CELERY_TASK_DEFAULT_QUEUE}-webhooks" if ISSUER_ENV == "test" else "webhooks")
+CELERY_TASK_ROUTES = ["config.celery.route_task"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / ".data" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {}
 # compliance: KYC expiry must block by itself (the gate also checks dates); prune replay/idempotency state.
@@ -178,6 +184,25 @@ if IS_PRODUCTION:
         raise ImproperlyConfigured("the newest FIELD_ENCRYPTION_KEYS key must not be SECRET_KEY")
 else:
     FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEYS", "") or [SECRET_KEY]
+
+# Webhooks are POSTed to URLs market makers choose, so they must not reach inside: https only (plain
+# http only in development and test), and never to loopback, private, link-local, cloud metadata,
+# multicast or reserved addresses, checked on every address the name resolves to when the endpoint is
+# registered and again at each delivery. WEBHOOK_ALLOWED_PRIVATE_NETWORKS admits networks that would
+# otherwise be refused (tests admit 127.0.0.1/32 for their local receivers); metadata, unspecified and
+# multicast addresses are refused whatever it says.
+WEBHOOK_ALLOW_HTTP = env_bool("WEBHOOK_ALLOW_HTTP", default=not IS_PRODUCTION)
+if IS_PRODUCTION and WEBHOOK_ALLOW_HTTP:
+    raise ImproperlyConfigured("WEBHOOK_ALLOW_HTTP cannot be on in the production profile")
+WEBHOOK_ALLOWED_PRIVATE_NETWORKS = env_list("WEBHOOK_ALLOWED_PRIVATE_NETWORKS", "")
+for _network in WEBHOOK_ALLOWED_PRIVATE_NETWORKS:
+    try:
+        ipaddress.ip_network(_network)
+    except ValueError:
+        raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_PRIVATE_NETWORKS: {_network!r} is not a network") from None
+WEBHOOK_MAX_ENDPOINTS_PER_PARTICIPANT = int(os.environ.get("WEBHOOK_MAX_ENDPOINTS_PER_PARTICIPANT", "5"))
+WEBHOOK_DEADLINE_S = float(os.environ.get("WEBHOOK_DEADLINE_S", "10"))  # resolve + connect + send + read, in all
+WEBHOOK_MAX_RESPONSE_BYTES = 64 * 1024
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -191,6 +191,8 @@ class WebhookDelivery(models.Model):
     last_status_code = models.IntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Set while an attempt is under way (webhooks.delivery_attempt), so no other worker sends it meanwhile.
+    claimed_until = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

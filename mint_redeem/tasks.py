@@ -51,7 +51,10 @@ def advance_due() -> int:
 
 @shared_task(name=jobs.DELIVER_WEBHOOK, acks_late=True)
 def deliver_webhook(delivery_id: int) -> str:
+    """Routed to the webhook queue by name (config.celery.route_task)."""
     delivery = webhooks.delivery_attempt(delivery_id=delivery_id)
+    if delivery is None:
+        return "not attempted"  # delivered, given up, or another attempt holds it (and schedules the next)
     if delivery.status == WebhookDelivery.Status.PENDING and delivery.next_attempt_at is not None:
         deliver_webhook.apply_async((delivery_id,), eta=delivery.next_attempt_at)
     return delivery.status
@@ -61,7 +64,7 @@ def deliver_webhook(delivery_id: int) -> str:
 def retry_webhooks() -> int:
     """Beat: a safety net for deliveries whose task was lost (process died after commit, worker restart).
     A grace period keeps it from racing the task queued on commit; a race would be harmless anyway
-    (delivery_attempt locks the row and skips delivered ones)."""
+    (delivery_attempt claims the delivery and skips delivered and claimed ones)."""
     due = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING,
                                          next_attempt_at__lte=timezone.now() - RETRY_GRACE)
     ids = list(due.values_list("pk", flat=True)[:500])

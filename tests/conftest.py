@@ -74,7 +74,9 @@ def celery_worker_process(django_db_setup, django_db_blocker):
     from config.celery import app
 
     queue = f"test-{uuid.uuid4().hex[:8]}"
+    webhook_queue = f"{queue}-webhooks"
     app.conf.task_default_queue = queue
+    app.conf.webhook_queue = webhook_queue  # what config.celery.route_task sends webhook deliveries to
     with django_db_blocker.unblock():
         db_url = database_url_for_tests()
     env = {
@@ -83,14 +85,17 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         "DATABASE_URL": db_url,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_DEFAULT_QUEUE": queue,
+        "CELERY_WEBHOOK_QUEUE": webhook_queue,
         "DB_CONN_MAX_AGE": "0",
+        # The webhook tests' receivers listen on loopback, which webhooks may not reach by default.
+        "WEBHOOK_ALLOWED_PRIVATE_NETWORKS": "127.0.0.1/32",
     }
     log_path = ROOT / ".data" / f"celery-{queue}.log"
     log_path.parent.mkdir(exist_ok=True)
     log = open(log_path, "w")  # noqa: SIM115 - closed in teardown
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2",
-         "--pool=prefork", f"--queues={queue}", f"--hostname={queue}@%h", "--without-gossip", "--without-mingle"],
+         "--pool=prefork", f"--queues={queue},{webhook_queue}", f"--hostname={queue}@%h", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:

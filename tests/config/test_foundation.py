@@ -114,8 +114,10 @@ def test_production_profile_passes_check_deploy():
     ({"FIELD_ENCRYPTION_KEYS": ""}, "FIELD_ENCRYPTION_KEYS must be set in the production profile"),
     ({"FIELD_ENCRYPTION_KEYS": "short"}, "each of FIELD_ENCRYPTION_KEYS needs at least 32 characters"),
     ({"FIELD_ENCRYPTION_KEYS": PRODUCTION_ENV["SECRET_KEY"]}, "the newest FIELD_ENCRYPTION_KEYS key must not be SECRET_KEY"),
+    ({"WEBHOOK_ALLOW_HTTP": "true"}, "WEBHOOK_ALLOW_HTTP cannot be on in the production profile"),
+    ({"WEBHOOK_ALLOWED_PRIVATE_NETWORKS": "10.0.0.0/8,intranet"}, "'intranet' is not a network"),
 ])
-def test_production_profile_refuses_unsafe_secret_settings(change, refusal):
+def test_production_profile_refuses_unsafe_secret_and_webhook_settings(change, refusal):
     result = _run_manage(["check"], {**PRODUCTION_ENV, **change})
     assert result.returncode != 0
     assert refusal in result.stderr
