@@ -350,7 +350,20 @@ class SanctionsUploadForm(forms.Form):
 
 @admin.register(SanctionsList)
 class SanctionsListAdmin(ReadOnlyAdmin):
-    list_display = ["id", "publish_date", "entry_count", "record_count", "is_current", "imported_at", "source"]
+    list_display = ["id", "publish_date", "entry_count", "record_count", "is_current", "held", "imported_by",
+                    "imported_at", "shrink_approved_by", "source"]
+    list_filter = ["is_current", "held"]
+    actions = ["approve_shrink"]
+
+    def has_import_sanctions_permission(self, request) -> bool:
+        return request.user.has_perm("compliance.import_sanctions")
+
+    @admin.action(description="Approve a held (much smaller) list: make it current (a second compliance officer)",
+                  permissions=["import_sanctions"])
+    def approve_shrink(self, request, queryset):
+        return _reason_action(self, request, queryset, title="Approve held sanctions lists", form_class=ReasonForm,
+                              perform=lambda lst, u, d: services.sanctions_list_approve_shrink(
+                                  sanctions_list=lst, approved_by=u, reason=d["reason"]))
 
     def get_urls(self):
         from django.urls import path
@@ -374,6 +387,10 @@ class SanctionsListAdmin(ReadOnlyAdmin):
             try:
                 imported = services.sanctions_list_import(source=f"upload:{upload.name}", content=upload.read(),
                                                           imported_by=request.user)
+            except services.SanctionsListHeldForApproval as exc:
+                self.message_user(request, f"{exc.message} ({exc.code}); in the admin: select it and "
+                                           "\"Approve a held list\".", messages.WARNING)
+                return redirect("admin:compliance_sanctionslist_changelist")
             except DomainError as exc:
                 form.add_error("file", f"{exc.message} ({exc.code})")
             else:

@@ -3,7 +3,7 @@ person decided, the reason they gave."""
 
 from __future__ import annotations
 
-from ledger.events import EventData, event_type
+from ledger.events import EventData, event_type, upcaster
 
 
 @event_type("compliance.participant_created", version=1)
@@ -87,13 +87,55 @@ class WalletUnfrozen(EventData):
 
 
 @event_type("compliance.sanctions_list_imported", version=1)
-class SanctionsListImported(EventData):
+class SanctionsListImportedV1(EventData):
     list_id: int
     source: str
     sha256: str
     publish_date: str | None
     entry_count: int
     address_count: int
+
+
+@event_type("compliance.sanctions_list_imported", version=2)
+class SanctionsListImported(EventData):
+    """The list became current. `imported_by` is who imported it (the event's actor is whoever made it
+    current: the importer, or the second officer who approved a much smaller list)."""
+
+    list_id: int
+    source: str
+    sha256: str
+    publish_date: str | None
+    record_count: int | None
+    entry_count: int
+    address_count: int
+    imported_by: int | None
+    previous_entry_count: int | None
+    shrink_approved_by: int | None
+    shrink_approval_reason: str | None
+
+
+@upcaster("compliance.sanctions_list_imported", from_version=1)
+def _sanctions_list_imported_v2(data: dict) -> dict:
+    # v1 did not name the importer in its data (the event's actor did) nor the publisher's count.
+    return {**data, "record_count": None, "imported_by": None, "previous_entry_count": None,
+            "shrink_approved_by": None, "shrink_approval_reason": None}
+
+
+@event_type("compliance.sanctions_list_held", version=1)
+class SanctionsListHeld(EventData):
+    """Imported but not made current: it has fewer than `min_percent` % of the current list's entries,
+    so a second compliance officer must approve it first."""
+
+    list_id: int
+    source: str
+    sha256: str
+    publish_date: str | None
+    record_count: int
+    entry_count: int
+    imported_by: int
+    current_list_id: int
+    current_entry_count: int
+    min_percent: int
 
 
 @event_type("compliance.screening_hit", version=1)

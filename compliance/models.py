@@ -151,6 +151,9 @@ class NotionalUsage(models.Model):
 # --- Sanctions ------------------------------------------------------------------------------------
 
 class SanctionsList(models.Model):
+    """An imported SDN list. One is current (screening reads it). A list much smaller than the current
+    one is held instead, until a second compliance officer approves it (services.sanctions_list_import)."""
+
     source = models.CharField(max_length=500, help_text="file path or URL imported from")
     publish_date = models.DateField(null=True, blank=True)
     record_count = models.IntegerField(null=True, blank=True, help_text="as stated by the publisher")
@@ -160,12 +163,22 @@ class SanctionsList(models.Model):
     imported_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
                                     related_name="+")
     imported_at = models.DateTimeField(auto_now_add=True)
+    compared_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                                    help_text="the list that was current when this one was imported")
+    held = models.BooleanField(default=False, help_text="much smaller than the current list: waits for a "
+                                                        "second compliance officer")
+    shrink_approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                           on_delete=models.PROTECT, related_name="+")
+    shrink_approved_at = models.DateTimeField(null=True, blank=True)
+    shrink_approval_reason = models.TextField(blank=True)
 
     class Meta:
         permissions = [("import_sanctions", "Can import sanctions lists")]
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["is_current"], condition=Q(is_current=True),
-                                               name="one_current_sanctions_list")]
+                                               name="one_current_sanctions_list"),
+                       models.CheckConstraint(condition=~(Q(held=True) & Q(is_current=True)),
+                                              name="held_sanctions_list_not_current")]
 
     def __str__(self) -> str:
         return f"SDN list {self.publish_date} ({self.entry_count} entries)"

@@ -51,7 +51,7 @@ class ParsedEntry:
 @dataclass
 class ParsedList:
     publish_date: date | None
-    record_count: int | None
+    record_count: int
     entries: list[ParsedEntry]
 
 
@@ -87,17 +87,20 @@ def parse_sdn_xml(content: bytes) -> ParsedList:
         raise InvalidInput(f"not a well-formed SDN XML file: {exc}", code="invalid_sanctions_file") from None
     if _local(root.tag) != "sdnList":
         raise InvalidInput("the root element is not sdnList", code="invalid_sanctions_file")
-    publish_date, record_count = None, None
+    publish_date = None
     info = _child(root, "publshInformation")  # sic: OFAC's element name
-    if info is not None:
-        raw_date = _text(info, "Publish_Date")
-        if raw_date:
-            try:
-                publish_date = datetime.strptime(raw_date, "%m/%d/%Y").date()
-            except ValueError:
-                raise InvalidInput(f"bad Publish_Date {raw_date!r}", code="invalid_sanctions_file") from None
-        raw_count = _text(info, "Record_Count")
-        record_count = int(raw_count) if raw_count.isdigit() else None
+    raw_count = _text(info, "Record_Count") if info is not None else ""
+    # The publisher's count is what proves the file whole; a file that does not state it is not trusted.
+    if not raw_count.isdigit():
+        raise InvalidInput("the file does not state its Record_Count (publshInformation)",
+                           code="invalid_sanctions_file")
+    record_count = int(raw_count)
+    raw_date = _text(info, "Publish_Date")
+    if raw_date:
+        try:
+            publish_date = datetime.strptime(raw_date, "%m/%d/%Y").date()
+        except ValueError:
+            raise InvalidInput(f"bad Publish_Date {raw_date!r}", code="invalid_sanctions_file") from None
     entries = []
     for node in _children(root, "sdnEntry"):
         uid_text = _text(node, "uid")
@@ -123,7 +126,7 @@ def parse_sdn_xml(content: bytes) -> ParsedList:
                 entry.addresses.append((id_type[len(_DIGITAL_CURRENCY):].strip(), number))
         entries.append(entry)
     # A truncated download parses fine but is short; the publisher states the count, so hold it to that.
-    if record_count is not None and record_count != len(entries):
+    if record_count != len(entries):
         raise InvalidInput(f"the file states {record_count} records but holds {len(entries)}",
                            code="invalid_sanctions_file")
     if len({e.uid for e in entries}) != len(entries):
@@ -131,10 +134,12 @@ def parse_sdn_xml(content: bytes) -> ParsedList:
     return ParsedList(publish_date=publish_date, record_count=record_count, entries=entries)
 
 
-def store_list(*, parsed: ParsedList, source: str, sha256: str, imported_by) -> SanctionsList:
+def store_list(*, parsed: ParsedList, source: str, sha256: str, imported_by, is_current: bool = True,
+               compared_to: SanctionsList | None = None) -> SanctionsList:
     sanctions_list = SanctionsList.objects.create(
         source=source, publish_date=parsed.publish_date, record_count=parsed.record_count,
-        entry_count=len(parsed.entries), sha256=sha256, is_current=True, imported_by=imported_by)
+        entry_count=len(parsed.entries), sha256=sha256, is_current=is_current, held=not is_current,
+        compared_to=compared_to, imported_by=imported_by)
     entries = SanctionsEntry.objects.bulk_create([
         SanctionsEntry(sanctions_list=sanctions_list, uid=e.uid, name=e.name[:500], sdn_type=e.sdn_type,
                        programs=e.programs, remarks=e.remarks) for e in parsed.entries], batch_size=2000)

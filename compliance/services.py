@@ -28,6 +28,7 @@ from compliance.models import (
     MarketMakerUser,
     NotionalUsage,
     Participant,
+    SanctionsAddress,
     SanctionsList,
     ScreeningResult,
     ScreeningSubject,
@@ -514,22 +515,112 @@ def api_key_revoke(*, api_key: ApiKey, revoked_by, reason: str) -> ApiKey:
 
 # --- Sanctions: import, screening, cases ----------------------------------------------------------
 
-def sanctions_list_import(*, source: str, content: bytes, imported_by=None) -> SanctionsList:
-    """Load an OFAC SDN XML file as the current list, then re-screen every participant and wallet."""
+SANCTIONS_MIN_ENTRIES_PERCENT = 90  # of the current list's entries; a smaller list needs a second officer
+
+
+class SanctionsListHeldForApproval(DomainError):
+    """The import is stored but not current: it is much smaller than the current list."""
+
+    code = "sanctions_list_shrunk"
+    http_status = 409
+
+
+def _require_sanctions_importer(user) -> None:
+    if user is None or not user.is_active or not user.has_perm("compliance.import_sanctions"):
+        raise DomainError("sanctions lists are imported by a compliance officer", code="permission_denied",
+                          http_status=403)
+
+
+def sanctions_list_import(*, source: str, content: bytes, imported_by) -> SanctionsList:
+    """Load an OFAC SDN XML file as the current list, then re-screen every participant and wallet.
+
+    Refused, changing nothing: a file that does not state its Record_Count or holds another number of
+    entries (screening.parse_sdn_xml), and an importer who is not a compliance officer. A list with
+    fewer than SANCTIONS_MIN_ENTRIES_PERCENT % of the current list's entries (a truncated or wrong
+    download would otherwise quietly lift sanctions) is stored but held, not made current, and
+    SanctionsListHeldForApproval is raised once that is committed: a second compliance officer makes it
+    current with sanctions_list_approve_shrink, or nobody does."""
+    _require_sanctions_importer(imported_by)
     parsed = screening.parse_sdn_xml(content)
     digest = hashlib.sha256(content).hexdigest()
+    source = source[:500]
     with transaction.atomic():
-        SanctionsList.objects.filter(is_current=True).update(is_current=False)
-        sanctions_list = screening.store_list(parsed=parsed, source=source[:500], sha256=digest,
-                                              imported_by=imported_by)
-        _record([NewEvent(stream=f"sanctions-list-{sanctions_list.id}", type="compliance.sanctions_list_imported",
-                          data={"list_id": sanctions_list.id, "source": source[:500], "sha256": digest,
-                                "publish_date": parsed.publish_date.isoformat() if parsed.publish_date else None,
-                                "entry_count": len(parsed.entries),
-                                "address_count": sum(len(e.addresses) for e in parsed.entries)})],
-                actor=_actor(imported_by))
+        # Locked, so two imports at once compare against the same current list one after the other.
+        current = SanctionsList.objects.select_for_update().filter(is_current=True).first()
+        entry_count = len(parsed.entries)
+        shrunk = current is not None and entry_count * 100 < current.entry_count * SANCTIONS_MIN_ENTRIES_PERCENT
+        if shrunk:
+            # The same file again (a retry) is the same held list, not another one.
+            held = SanctionsList.objects.filter(held=True, sha256=digest, compared_to=current).first()
+            if held is None:
+                held = screening.store_list(parsed=parsed, source=source, sha256=digest, imported_by=imported_by,
+                                            is_current=False, compared_to=current)
+                _record([NewEvent(stream=f"sanctions-list-{held.id}", type="compliance.sanctions_list_held",
+                                  data={"list_id": held.id, "source": source, "sha256": digest,
+                                        "publish_date": _iso(parsed.publish_date),
+                                        "record_count": parsed.record_count, "entry_count": entry_count,
+                                        "imported_by": imported_by.id, "current_list_id": current.id,
+                                        "current_entry_count": current.entry_count,
+                                        "min_percent": SANCTIONS_MIN_ENTRIES_PERCENT})],
+                        actor=_actor(imported_by))
+        else:
+            SanctionsList.objects.filter(is_current=True).update(is_current=False)
+            sanctions_list = screening.store_list(parsed=parsed, source=source, sha256=digest,
+                                                  imported_by=imported_by, compared_to=current)
+            _record([_list_imported_event(sanctions_list, address_count=sum(len(e.addresses) for e in parsed.entries))],
+                    actor=_actor(imported_by))
+    if shrunk:
+        raise SanctionsListHeldForApproval(
+            f"the new list has {entry_count} entries, fewer than {SANCTIONS_MIN_ENTRIES_PERCENT}% of the "
+            f"current list's {current.entry_count}; it is held as list {held.id} until a second compliance "
+            f"officer approves it (manage.py sanctions_approve_shrink {held.id} --user <username> --reason ...)",
+            details={"held_list_id": held.id, "entry_count": entry_count,
+                     "current_entry_count": current.entry_count, "min_percent": SANCTIONS_MIN_ENTRIES_PERCENT})
     rescreen_all(trigger=f"list_import:{sanctions_list.id}")
     return sanctions_list
+
+
+def sanctions_list_approve_shrink(*, sanctions_list: SanctionsList, approved_by, reason: str) -> SanctionsList:
+    """A second compliance officer, not the importer, makes a held (much smaller) list current, then
+    everyone is re-screened against it. Refused if another list became current since it was held."""
+    reason = _require_reason(reason)
+    if not roles.user_has_role(approved_by, roles.COMPLIANCE_OFFICER):
+        raise DomainError("only a compliance officer approves a smaller sanctions list", code="permission_denied",
+                          http_status=403)
+    with transaction.atomic():
+        current = SanctionsList.objects.select_for_update().filter(is_current=True).first()
+        held = _lock(SanctionsList, sanctions_list.pk)
+        if not held.held:
+            raise InvalidTransition(f"sanctions list {held.id} is not held for approval")
+        roles.assert_four_eyes(initiator_id=held.imported_by_id, approver_id=approved_by.id)
+        if current is not None and current.pk != held.compared_to_id:
+            raise Conflict(f"list {current.id} became current after list {held.id} was held; import again",
+                           code="sanctions_list_superseded")
+        SanctionsList.objects.filter(is_current=True).update(is_current=False)
+        held.held, held.is_current = False, True
+        held.shrink_approved_by, held.shrink_approved_at, held.shrink_approval_reason = (
+            approved_by, timezone.now(), reason)
+        held.save()
+        _record([_list_imported_event(held, address_count=SanctionsAddress.objects.filter(
+                    entry__sanctions_list=held).count())], actor=_actor(approved_by))
+    rescreen_all(trigger=f"list_import:{held.id}")
+    return held
+
+
+def _list_imported_event(sanctions_list: SanctionsList, *, address_count: int) -> NewEvent:
+    previous = sanctions_list.compared_to
+    return NewEvent(stream=f"sanctions-list-{sanctions_list.id}", type="compliance.sanctions_list_imported",
+                    data={"list_id": sanctions_list.id, "source": sanctions_list.source,
+                          "sha256": sanctions_list.sha256, "publish_date": _iso(sanctions_list.publish_date),
+                          "record_count": sanctions_list.record_count, "entry_count": sanctions_list.entry_count,
+                          "address_count": address_count, "imported_by": sanctions_list.imported_by_id,
+                          "previous_entry_count": previous.entry_count if previous else None,
+                          "shrink_approved_by": sanctions_list.shrink_approved_by_id,
+                          "shrink_approval_reason": sanctions_list.shrink_approval_reason or None})
+
+
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
 
 
 def rescreen_all(*, trigger: str) -> int:

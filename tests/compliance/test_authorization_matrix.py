@@ -222,8 +222,9 @@ def test_freeze_action_by_role(client, world):
 
 
 def test_case_decision_action_by_role(client, world):
-    services.sanctions_list_import(source="test", content=f.sdn_xml([{"uid": 7, "last_name": "PENDING MARKETS"}]))
     officer = world["staff"][roles.COMPLIANCE_OFFICER]
+    services.sanctions_list_import(source="test", content=f.sdn_xml([{"uid": 7, "last_name": "PENDING MARKETS"}]),
+                                   imported_by=officer)
     hit = services.participant_create(legal_name="Pending Markets", lei=f.make_lei(), jurisdiction="GB",
                                       created_by=world["staff"][roles.OPERATIONS])
     case = ComplianceCase.objects.get(participant=hit)
@@ -291,3 +292,22 @@ def test_sanctions_upload_in_the_admin_is_for_compliance_officers_only(client, w
     assert ok.status_code == 302
     current = SanctionsList.objects.get(is_current=True)
     assert current.imported_by == world["staff"][roles.COMPLIANCE_OFFICER] and current.entry_count == 1
+
+
+def test_approving_a_held_sanctions_list_by_role_with_four_eyes(client, world):
+    from compliance.models import SanctionsList
+
+    staff = world["staff"]
+    importer = staff[roles.COMPLIANCE_OFFICER]
+    entries = [{"uid": 200 + n, "last_name": f"LISTED ENTITY {n}"} for n in range(10)]
+    current = services.sanctions_list_import(source="test://ten", content=f.sdn_xml(entries), imported_by=importer)
+    with pytest.raises(services.SanctionsListHeldForApproval):
+        services.sanctions_list_import(source="test://five", content=f.sdn_xml(entries[:5]), imported_by=importer)
+    held = SanctionsList.objects.get(held=True)
+    for user in (staff[roles.OPERATIONS], staff[roles.APPROVER], staff[roles.AUDITOR], importer):
+        run_action(client, user, "sanctionslist", "approve_shrink", [held.id], {"reason": "delisting"})
+        assert SanctionsList.objects.get(is_current=True) == current, user
+    second = f.make_staff(roles.COMPLIANCE_OFFICER)
+    run_action(client, second, "sanctionslist", "approve_shrink", [held.id], {"reason": "five delisted today"})
+    approved = SanctionsList.objects.get(is_current=True)
+    assert (approved, approved.shrink_approved_by, approved.imported_by) == (held, second, importer)

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from compliance import gates, services
 from compliance.models import (
@@ -21,8 +21,20 @@ pytestmark = pytest.mark.django_db
 SAMPLE = Path(__file__).resolve().parents[2] / "compliance" / "fixtures" / "sdn_sample.xml"
 
 
-def import_sample():
-    return services.sanctions_list_import(source=str(SAMPLE), content=SAMPLE.read_bytes())
+def import_sample(officer=None):
+    return services.sanctions_list_import(source=str(SAMPLE), content=SAMPLE.read_bytes(),
+                                          imported_by=officer or f.make_staff("compliance_officer"))
+
+
+def sample_without(*uids: int) -> bytes:
+    """The published sample with some entries taken out, and its Record_Count saying so."""
+    text = SAMPLE.read_text(encoding="utf-8")
+    for uid in uids:
+        start = text.index(f"<sdnEntry>\n    <uid>{uid}</uid>")
+        end = text.index("</sdnEntry>", start) + len("</sdnEntry>")
+        text = text[:start] + text[end:]
+    count = text.count("<sdnEntry>")
+    return text.replace("<Record_Count>4</Record_Count>", f"<Record_Count>{count}</Record_Count>").encode()
 
 
 def test_the_sample_list_parses_in_the_published_format():
@@ -92,12 +104,15 @@ def test_a_new_list_rescreens_everyone_and_blocks_newly_listed_subjects():
     assert not mm.participant.sanctions_hold and not eth.sanctions_hold
     gates.assert_may_transact(participant=mm.participant, wallet=eth, notional_cents=1_000_00)
 
+    officer = f.make_staff("compliance_officer")
     newer = f.sdn_xml([
         {"uid": 90001, "last_name": "ORCHID HARBOR CAPITAL LIMITED"},
         {"uid": 90002, "last_name": "UNRELATED MIXER", "addresses": [("ETH", eth.address.lower())]},
+        {"uid": 90003, "last_name": "NORTHERN STAR SHIPPING"},
+        {"uid": 90004, "last_name": "EASTERN GATE TRADING"},
     ])
-    services.sanctions_list_import(source="test://newer", content=newer)
-    assert SanctionsList.objects.get(is_current=True).entry_count == 2
+    services.sanctions_list_import(source="test://newer", content=newer, imported_by=officer)
+    assert SanctionsList.objects.get(is_current=True).entry_count == 4
     mm.participant.refresh_from_db()
     eth.refresh_from_db()
     assert mm.participant.sanctions_hold and eth.sanctions_hold
@@ -105,7 +120,7 @@ def test_a_new_list_rescreens_everyone_and_blocks_newly_listed_subjects():
     assert not mm.wallets[Chain.SOLANA].sanctions_hold
     assert ComplianceCase.objects.filter(participant=mm.participant, status="open").count() == 2
     # Re-importing does not pile up duplicate cases for subjects already held.
-    services.sanctions_list_import(source="test://newer-again", content=newer)
+    services.sanctions_list_import(source="test://newer-again", content=newer, imported_by=officer)
     assert ComplianceCase.objects.filter(participant=mm.participant).count() == 2
 
 
@@ -151,41 +166,253 @@ def test_confirming_a_case_keeps_the_block():
     (b"<html>Service unavailable</html>", "not sdnList"),
     (b"<sdnList><sdnEntry>", "truncated"),
     (f.sdn_xml([{"uid": 1, "last_name": "A"}]).replace(b"<Record_Count>1<", b"<Record_Count>2<"), "count"),
+    (SAMPLE.read_bytes().replace(b"<Record_Count>4</Record_Count>", b"<Record_Count>5</Record_Count>"),
+     "the published sample, stating one entry more than it holds"),
+    (SAMPLE.read_bytes().replace(b"<Record_Count>4</Record_Count>", b""), "the published sample, no Record_Count"),
+    (SAMPLE.read_bytes().replace(b"<Record_Count>4</Record_Count>", b"<Record_Count></Record_Count>"),
+     "an empty Record_Count"),
 ])
 def test_a_broken_or_truncated_file_is_refused_and_changes_nothing(content, what):
     before = import_sample()
     with pytest.raises(InvalidInput) as err:
-        services.sanctions_list_import(source="test://broken", content=content)
+        services.sanctions_list_import(source="test://broken", content=content,
+                                       imported_by=f.make_staff("compliance_officer"))
     assert err.value.code == "invalid_sanctions_file", what
-    assert SanctionsList.objects.get(is_current=True) == before
+    assert SanctionsList.objects.get() == before
+
+
+def test_a_file_without_its_record_count_is_refused_even_as_the_first_list():
+    without = SAMPLE.read_bytes().replace(b"<Record_Count>4</Record_Count>", b"")
+    with pytest.raises(InvalidInput) as err:
+        services.sanctions_list_import(source="test://no-count", content=without,
+                                       imported_by=f.make_staff("compliance_officer"))
+    assert (err.value.code, err.value.message) == ("invalid_sanctions_file",
+                                                   "the file does not state its Record_Count (publshInformation)")
+    assert not SanctionsList.objects.exists()
 
 
 def test_the_import_command_takes_a_path(capsys):
-    call_command("sanctions_import", str(SAMPLE))
+    officer = f.make_staff("compliance_officer")
+    call_command("sanctions_import", str(SAMPLE), "--user", officer.username)
     assert "4 entries" in capsys.readouterr().out
-    call_command("sanctions_import", str(SAMPLE), "--if-changed")
+    call_command("sanctions_import", str(SAMPLE), "--if-changed", "--user", officer.username)
     assert "unchanged" in capsys.readouterr().out
     assert SanctionsList.objects.count() == 1
 
 
-def test_the_import_command_takes_a_url(live_server, capsys, settings):
-    # Serve the sample over real HTTP from the test server's static route.
-    from django.http import HttpResponse
-    from django.urls import path as url_path
+def test_the_importer_is_a_compliance_officer_and_is_recorded_on_the_list_and_its_event():
+    with pytest.raises(Exception) as err:
+        import_sample(officer=f.make_staff("operations"))
+    assert err.value.code == "permission_denied"
+    assert not SanctionsList.objects.exists()
 
-    import config.urls
+    officer = f.make_staff("compliance_officer")
+    imported = import_sample(officer=officer)
+    assert imported.imported_by == officer
+    event = read_stream(stream=f"sanctions-list-{imported.id}")[0]
+    assert event.type == "compliance.sanctions_list_imported"
+    assert event.data["imported_by"] == officer.id and event.metadata["actor"] == f"user:{officer.id}"
+    assert (event.data["record_count"], event.data["entry_count"]) == (4, 4)
 
-    config.urls.urlpatterns.append(url_path("test-sdn.xml", lambda r: HttpResponse(SAMPLE.read_bytes(),
-                                                                                   content_type="text/xml")))
-    from django.urls import clear_url_caches
 
-    clear_url_caches()
-    try:
-        call_command("sanctions_import", live_server.url + "/test-sdn.xml")
-    finally:
-        config.urls.urlpatterns.pop()
-        clear_url_caches()
+def test_a_list_much_smaller_than_the_current_one_waits_for_a_second_compliance_officer():
+    alice, bob = f.make_staff("compliance_officer"), f.make_staff("compliance_officer")
+    current = import_sample(officer=alice)
+    listed = f.make_participant(legal_name="Garantex Europe OÜ")
+    assert listed.sanctions_hold
+
+    # Garantex (uid 32524) delisted; 3 of 4 entries is under 90%: held, not current, nothing re-screened.
+    with pytest.raises(services.SanctionsListHeldForApproval) as held_error:
+        services.sanctions_list_import(source="test://smaller", content=sample_without(32524), imported_by=alice)
+    assert held_error.value.code == "sanctions_list_shrunk"
+    held = SanctionsList.objects.get(held=True)
+    assert held_error.value.details == {"held_list_id": held.id, "entry_count": 3, "current_entry_count": 4,
+                                        "min_percent": 90}
+    assert SanctionsList.objects.get(is_current=True) == current
+    assert (held.imported_by, held.compared_to, held.entry_count) == (alice, current, 3)
+    [held_event] = read_stream(stream=f"sanctions-list-{held.id}")
+    assert held_event.type == "compliance.sanctions_list_held"
+    assert (held_event.data["imported_by"], held_event.data["current_entry_count"]) == (alice.id, 4)
+    # The same file again is the same held list.
+    with pytest.raises(services.SanctionsListHeldForApproval):
+        services.sanctions_list_import(source="test://smaller", content=sample_without(32524), imported_by=alice)
+    assert SanctionsList.objects.filter(held=True).count() == 1
+
+    # Not by the importer, not by anyone but a compliance officer, and with a reason.
+    with pytest.raises(Exception) as err:
+        services.sanctions_list_approve_shrink(sanctions_list=held, approved_by=alice, reason="delisting")
+    assert err.value.code == "four_eyes_violation"
+    with pytest.raises(Exception) as err:
+        services.sanctions_list_approve_shrink(sanctions_list=held, approved_by=f.make_staff("operations"),
+                                               reason="delisting")
+    assert err.value.code == "permission_denied"
+    with pytest.raises(InvalidInput):
+        services.sanctions_list_approve_shrink(sanctions_list=held, approved_by=bob, reason=" ")
+    assert SanctionsList.objects.get(is_current=True) == current
+
+    approved = services.sanctions_list_approve_shrink(sanctions_list=held, approved_by=bob,
+                                                      reason="OFAC delisted Garantex on the publish date")
+    assert approved.is_current and not approved.held and approved.shrink_approved_by == bob
+    current.refresh_from_db()
+    assert not current.is_current
+    imported_event = read_stream(stream=f"sanctions-list-{held.id}")[-1]
+    assert imported_event.type == "compliance.sanctions_list_imported"
+    assert imported_event.metadata["actor"] == f"user:{bob.id}"
+    assert {k: imported_event.data[k] for k in ("imported_by", "shrink_approved_by", "previous_entry_count",
+                                                 "entry_count")} == {
+        "imported_by": alice.id, "shrink_approved_by": bob.id, "previous_entry_count": 4, "entry_count": 3}
+    # Everyone was screened against it (the open case keeps its hold until a person decides it).
+    assert ScreeningResult.objects.filter(participant=listed, sanctions_list=approved, hit=False).exists()
+    with pytest.raises(Exception) as err:
+        services.sanctions_list_approve_shrink(sanctions_list=held, approved_by=bob, reason="again")
+    assert err.value.code == "invalid_transition"
+
+
+@pytest.mark.parametrize("new_count,held", [(9, False), (8, True)])
+def test_the_line_is_ninety_percent_of_the_current_entries(new_count, held):
+    officer = f.make_staff("compliance_officer")
+    entries = [{"uid": 100 + n, "last_name": f"LISTED ENTITY {n}"} for n in range(10)]
+    services.sanctions_list_import(source="test://ten", content=f.sdn_xml(entries), imported_by=officer)
+    smaller = f.sdn_xml(entries[:new_count])
+    if held:
+        with pytest.raises(services.SanctionsListHeldForApproval):
+            services.sanctions_list_import(source="test://smaller", content=smaller, imported_by=officer)
+    else:
+        services.sanctions_list_import(source="test://smaller", content=smaller, imported_by=officer)
+    assert SanctionsList.objects.get(is_current=True).entry_count == (10 if held else new_count)
+
+
+def test_a_held_list_cannot_be_approved_once_another_list_became_current():
+    alice, bob = f.make_staff("compliance_officer"), f.make_staff("compliance_officer")
+    import_sample(officer=alice)
+    with pytest.raises(services.SanctionsListHeldForApproval):
+        services.sanctions_list_import(source="test://smaller", content=sample_without(32524, 23036),
+                                       imported_by=alice)
+    held = SanctionsList.objects.get(held=True)
+    newer = services.sanctions_list_import(source="test://same-size", content=sample_without(),
+                                           imported_by=alice)  # the sample again, whole
+    with pytest.raises(Exception) as err:
+        services.sanctions_list_approve_shrink(sanctions_list=held, approved_by=bob, reason="delisting")
+    assert err.value.code == "sanctions_list_superseded"
+    assert SanctionsList.objects.get(is_current=True) == newer
+
+
+def test_the_approve_command_makes_the_held_list_current(capsys):
+    alice, bob = f.make_staff("compliance_officer"), f.make_staff("compliance_officer")
+    import_sample(officer=alice)
+    with pytest.raises(CommandError) as refused:
+        call_command("sanctions_import", "test-smaller.xml", "--user", alice.username)  # no such file
+    assert "no such file" in str(refused.value)
+    with pytest.raises(services.SanctionsListHeldForApproval):
+        services.sanctions_list_import(source="test://smaller", content=sample_without(32524), imported_by=alice)
+    held = SanctionsList.objects.get(held=True)
+    with pytest.raises(CommandError) as refused:
+        call_command("sanctions_approve_shrink", str(held.id), "--user", alice.username, "--reason", "x")
+    assert str(refused.value).startswith("four_eyes_violation")
+    call_command("sanctions_approve_shrink", str(held.id), "--user", bob.username, "--reason", "delisting")
+    assert capsys.readouterr().out.startswith(f"list {held.id} is current: 3 entries, imported by {alice.username}, "
+                                              f"approved by {bob.username}")
+
+
+# --- downloads: https only, no redirects ----------------------------------------------------------
+
+class _Server:
+    """A real HTTP(S) server on 127.0.0.1 answering GETs with `respond(handler)`; records the paths asked."""
+
+    def __init__(self, respond, tls=None):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requested: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requested.append(self.path)
+                respond(self)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.base = f"{'https' if tls else 'http'}://localhost:{self.httpd.server_port}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _serve_sample(handler):
+    body = SAMPLE.read_bytes()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/xml")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@pytest.fixture
+def https_server(tmp_path, monkeypatch):
+    """An https server whose certificate (for "localhost") requests is told to trust, as it would a
+    public CA's; the test gives it what to answer."""
+    from tests.tls import self_signed
+
+    server_tls, _client_tls = self_signed(tmp_path, "localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "localhost.pem"))
+    started = []
+
+    def start(respond):
+        started.append(_Server(respond, tls=server_tls))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def test_the_import_command_downloads_over_https(https_server, capsys):
+    server = https_server(_serve_sample)
+    officer = f.make_staff("compliance_officer")
+    call_command("sanctions_import", server.base + "/sdn.xml", "--user", officer.username)
     assert "4 entries" in capsys.readouterr().out
+    assert server.requested == ["/sdn.xml"]
+    imported = SanctionsList.objects.get(is_current=True)
+    assert (imported.source, imported.imported_by) == (server.base + "/sdn.xml", officer)
+
+
+def test_a_redirect_is_refused_not_followed(https_server):
+    target = https_server(_serve_sample)
+
+    def redirect(handler):
+        handler.send_response(302)
+        handler.send_header("Location", target.base + "/sdn.xml")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    redirecting = https_server(redirect)
+    officer = f.make_staff("compliance_officer")
+    with pytest.raises(CommandError) as refused:
+        call_command("sanctions_import", redirecting.base + "/latest", "--user", officer.username)
+    assert str(refused.value).startswith(f"sanctions_redirect_refused: {redirecting.base}/latest answered with a "
+                                         f"redirect (HTTP 302 to {target.base}/sdn.xml)")
+    assert target.requested == []
+    assert not SanctionsList.objects.exists()
+
+
+def test_plain_http_is_refused_before_anything_is_requested():
+    server = _Server(_serve_sample)
+    try:
+        officer = f.make_staff("compliance_officer")
+        with pytest.raises(CommandError) as refused:
+            call_command("sanctions_import", server.base + "/sdn.xml", "--user", officer.username)
+        assert str(refused.value) == "sanctions_url_not_https: sanctions lists are downloaded over https only, not http://"
+        assert server.requested == []
+        assert not SanctionsList.objects.exists()
+    finally:
+        server.close()
 
 
 def test_a_legal_name_change_is_recorded_and_screened_again():

@@ -10,8 +10,9 @@ import pytest
 from compliance import crypto
 from mint_redeem import webhook_transport, webhooks
 from mint_redeem.models import WebhookDelivery, WebhookEndpoint
+from tests.tls import self_signed
 
-from .receivers import FakeDns, Receiver, self_signed
+from .receivers import FakeDns, Receiver
 
 PUBLIC = "93.184.215.14"
 
