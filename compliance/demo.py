@@ -27,6 +27,7 @@ from compliance.models import (
     Wallet,
 )
 from compliance.validation import lei_with_check_digits
+from config.profiles import refuse_in_production
 
 SAMPLE_SDN = Path(__file__).parent / "fixtures" / "sdn_sample.xml"
 
@@ -69,6 +70,7 @@ def _sign(key, chain: str, message: str) -> str:
 def seed_demo() -> dict:
     """Returns {"market_makers": [{"participant_id", "legal_name", "key_id", "secret", "hmac_key",
     "signature_alg", "wallets": {chain: address}}]}."""
+    refuse_in_production("compliance demo seeding")
     ops = _staff("demo-operations", roles.OPERATIONS)
     officer = _staff("demo-compliance", roles.COMPLIANCE_OFFICER)
     _staff("demo-approver", roles.APPROVER)

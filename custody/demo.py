@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
+from config.profiles import refuse_in_production
 from custody import services
 from custody.models import (
     Broker,
@@ -35,6 +36,7 @@ DEMO_BROKER = "sim"
 @transaction.atomic
 def seed_demo() -> dict:
     """Returns a summary of what exists (for the top-level seed command to print)."""
+    refuse_in_production("custody demo seeding")
     custodian, _ = Custodian.objects.get_or_create(
         code=DEMO_CUSTODIAN, defaults={"name": "Demo Custody Bank N.A.", "bic": "DEMOUS33XXX"})
     CustodyAccount.objects.get_or_create(account_number=DEMO_ACCOUNT,

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from compliance import demo as compliance_demo
+from config.profiles import refuse_in_production
 from custody import demo as custody_demo
 from custody.models import Broker, Custodian, SimulatedPrice, TokenProduct
 from mint_redeem.models import ProductTerms
@@ -24,7 +25,9 @@ REDEMPTION_ADDRESSES = {"ethereum": "0x000000000000000000000000000000000000dEaD"
 
 
 def seed_demo() -> list[str]:
-    """Seed every app in import order; return human-readable lines describing what exists."""
+    """Seed every app in import order; return human-readable lines describing what exists. Never in
+    production (its market makers' credentials are derived from SECRET_KEY, its lists are samples)."""
+    refuse_in_production("seed_demo (demo data)")
     custody = custody_demo.seed_demo()
     compliance = compliance_demo.seed_demo()
     with transaction.atomic():

@@ -8,6 +8,7 @@ from xml.etree.ElementTree import Element, SubElement, tostring  # noqa: S405 - 
 
 from django.utils import timezone
 
+from config.profiles import refuse_in_production
 from custody.ledger_reads import balances_as_of_by_prefix
 from custody.models import CustodyAccount, Security
 from ledger.selectors import position_at
@@ -55,7 +56,9 @@ def semt002_document(*, account_number: str, statement_id: str, as_of: datetime,
 def simulated_statement(*, account: CustodyAccount, as_of: datetime | None = None, format: str = "semt002",  # noqa: A002
                         ) -> bytes:
     """The statement of `account` as of `as_of` (default now) from the ledger's settled positions at its
-    custodian (a simulated custodian keeps one account per custodian)."""
+    custodian (a simulated custodian keeps one account per custodian). Never in production: a statement
+    written from the ledger would reconcile the ledger against itself."""
+    refuse_in_production("a simulated custodian statement")
     as_of = as_of or timezone.now()
     custodian = account.custodian
     prefix = f"custody/{custodian.code}/"

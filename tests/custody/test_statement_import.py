@@ -171,3 +171,18 @@ def test_simulated_custodian_statement_round_trips(account, custodian, aapl, msf
     out = tmp_path / "s.xml"
     call_command("custody_simulated_statement", "SAFE-0001", str(out))
     assert b"SctiesBalCtdyRpt" in out.read_bytes()
+
+
+def test_no_simulated_custodian_statement_under_the_production_profile(account, settings, tmp_path):
+    from config.profiles import NotInProduction
+    from custody.statements.generate import simulated_statement
+
+    settings.ISSUER_ENV = "production"
+    with pytest.raises(NotInProduction) as refused:
+        simulated_statement(account=account)
+    assert refused.value.message == ("a simulated custodian statement refuses to run under the production profile "
+                                     "(ISSUER_ENV=production): it is for development and test only")
+    out = tmp_path / "s.xml"
+    with pytest.raises(CommandError, match="^not_in_production: a simulated custodian statement refuses"):
+        call_command("custody_simulated_statement", "SAFE-0001", str(out))
+    assert not out.exists()

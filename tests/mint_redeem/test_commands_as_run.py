@@ -41,3 +41,18 @@ def test_the_example_client_lists_products_mints_and_follows_the_mint(committed,
     status, body = followed.stdout.split("\n", 1)
     assert status == "200"
     assert json.loads(body)["state"] == record.state == "accepted"
+
+
+def test_seed_demo_under_the_production_profile_refuses_with_a_clear_error(committed):
+    from tests.subprocesses import manage
+
+    production = command_env(ISSUER_ENV="production", SECRET_KEY="p" * 60,
+                             FIELD_ENCRYPTION_KEYS="field-encryption-key-production-0123456789")
+    refused = manage("seed_demo", env=production)
+    assert refused.returncode == 1, describe(refused)
+    assert refused.stderr.strip() == ("CommandError: not_in_production: seed_demo (demo data) refuses to run under "
+                                      "the production profile (ISSUER_ENV=production): it is for development and "
+                                      "test only")
+    from compliance.models import Participant
+
+    assert not Participant.objects.exists()

@@ -15,3 +15,26 @@ def test_seed_demo_is_idempotent_and_keeps_secrets_out_of_the_console(db, capsys
     credentials = json.loads(CREDENTIALS_FILE.read_text())["market_makers"]
     assert credentials and all(mm["secret"] not in printed for mm in credentials)
     assert oct(CREDENTIALS_FILE.stat().st_mode & 0o777) == "0o600"
+
+
+def test_demo_seeding_refuses_the_production_profile_and_creates_nothing(db, settings, tmp_path):
+    import pytest
+    from django.core.management import CommandError
+
+    from compliance import demo as compliance_demo
+    from compliance.models import Participant
+    from config.profiles import NotInProduction
+    from custody import demo as custody_demo
+    from custody.models import Security
+
+    settings.ISSUER_ENV = "production"
+    settings.DEMO_CREDENTIALS_FILE = tmp_path / "demo-credentials.json"
+    with pytest.raises(CommandError) as refused:
+        call_command("seed_demo")
+    assert str(refused.value) == ("not_in_production: seed_demo (demo data) refuses to run under the production "
+                                  "profile (ISSUER_ENV=production): it is for development and test only")
+    for app_seed in (compliance_demo.seed_demo, custody_demo.seed_demo):  # each app's own seed, called directly
+        with pytest.raises(NotInProduction):
+            app_seed()
+    assert not ProductTerms.objects.exists() and not Participant.objects.exists() and not Security.objects.exists()
+    assert not settings.DEMO_CREDENTIALS_FILE.exists()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.profiles import NotInProduction
 from custody.models import CustodyAccount
 from custody.statements.generate import simulated_statement
 
@@ -22,5 +23,9 @@ class Command(BaseCommand):
         account = CustodyAccount.objects.select_related("custodian").filter(account_number=options["account"]).first()
         if account is None:
             raise CommandError(f"unknown_account: no custody account {options['account']}")
-        Path(options["output"]).write_bytes(simulated_statement(account=account, format=options["format"]))
+        try:
+            statement = simulated_statement(account=account, format=options["format"])
+        except NotInProduction as exc:
+            raise CommandError(f"{exc.code}: {exc.message}") from None
+        Path(options["output"]).write_bytes(statement)
         self.stdout.write(f"wrote {options['output']}")
