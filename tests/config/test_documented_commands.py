@@ -63,6 +63,12 @@ RUN_AS_PRINTED = {
                                   "test_sanctions_import_loads_the_list_rescreens_everyone_and_skips_an_unchanged_list",
     "manage.py api_key_issue": "tests/compliance/test_commands_as_run.py::"
                                "test_api_key_issue_prints_working_credentials_once",
+    "manage.py sanctions_approve_shrink": "tests/compliance/test_commands_as_run.py::"
+                                          "test_a_much_smaller_list_is_held_and_a_second_officer_approves_it",
+    "manage.py secrets_reencrypt": "tests/compliance/test_commands_as_run.py::"
+                                   "test_secrets_reencrypt_moves_every_secret_to_the_newest_key",
+    "manage.py seed_demo": "tests/mint_redeem/test_commands_as_run.py::"
+                           "test_seed_demo_under_the_production_profile_refuses_with_a_clear_error",
     "examples/mm_client.py products": "tests/mint_redeem/test_commands_as_run.py::"
                                       "test_the_example_client_lists_products_mints_and_follows_the_mint",
     "examples/mm_client.py mint": "tests/mint_redeem/test_commands_as_run.py::"

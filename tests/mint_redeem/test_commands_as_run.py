@@ -1,12 +1,13 @@
 """The README's market-maker client, `examples/mm_client.py products | mint ... | get ...`, run as printed
-in a fresh process against a live server on the test database (see tests/subprocesses.py)."""
+in a fresh process against a live server on the test database (see tests/subprocesses.py); and
+`manage.py seed_demo` refusing the production profile."""
 
 import base64
 import json
 import sys
 
 from mint_redeem.models import MintRequest
-from tests.subprocesses import command_env, describe, run
+from tests.subprocesses import command_env, describe, manage, run
 
 
 def mm_client(*args: str, credentials, base_url: str):
@@ -44,8 +45,6 @@ def test_the_example_client_lists_products_mints_and_follows_the_mint(committed,
 
 
 def test_seed_demo_under_the_production_profile_refuses_with_a_clear_error(committed):
-    from tests.subprocesses import manage
-
     production = command_env(ISSUER_ENV="production", SECRET_KEY="p" * 60,
                              FIELD_ENCRYPTION_KEYS="field-encryption-key-production-0123456789")
     refused = manage("seed_demo", env=production)
