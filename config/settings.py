@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import csp.constants as csp
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
@@ -58,8 +59,10 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "csp",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "ledger",
     "compliance",
@@ -69,6 +72,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, Swagger UI's) come from the installed packages, in every profile.
+    "config.staticfiles.StaticFilesMiddleware",
+    "csp.middleware.CSPMiddleware",
     "config.logging.CorrelationIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,7 +91,7 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "config" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -217,6 +223,30 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".data" / "static"
+STATICFILES_DIRS = [BASE_DIR / "config" / "static"]
+# WhiteNoise serves the files where the packages installed them, so no profile needs collectstatic (one
+# that ran it is served from STATIC_ROOT as well), and nothing any page loads comes from another origin.
+WHITENOISE_USE_FINDERS = True
+
+# --- Content-Security-Policy ------------------------------------------------------------------
+# Every page (the admin, the API docs, every response) may load code, styles, images and data only from
+# this origin. No 'unsafe-inline': Swagger UI's init script is served as a file by the split view
+# (config/urls.py) and its page styles are a static file; data: images are the icons inside
+# Swagger UI's and the admin's CSS.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF],
+        "style-src": [csp.SELF],
+        "img-src": [csp.SELF, "data:"],
+        "font-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    },
+}
 
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -236,6 +266,12 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # Mint funding and redemption payout are the same choice: settle in cash or in kind.
     "ENUM_NAME_OVERRIDES": {"CashOrInKindEnum": "mint_redeem.models.MintRequest.Funding"},
+    # Swagger UI from the installed drf-spectacular-sidecar package, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # No badge image from the public validator service.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Logging ----------------------------------------------------------------------------------

@@ -148,8 +148,8 @@ class TokenProductAdmin(FixedIdentifiersAdmin):
         value = self._figures(obj).coverage
         if value is None:
             return "-"
-        color = "green" if value >= 1 else "red"
-        return format_html('<b style="color:{}">{}</b>', color, f"{value:.6f}")
+        css_class = "coverage-ok" if value >= 1 else "coverage-short"  # config/static/config/admin.css
+        return format_html('<span class="{}">{}</span>', css_class, f"{value:.6f}")
 
     @admin.display(description="reserves")
     def reserves_detail(self, obj):
