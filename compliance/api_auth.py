@@ -5,7 +5,8 @@
     Signature-Input: sig=("@method" "@path" "content-digest");created=<unix>;nonce="<random>";keyid="<key_id>";alg="hmac-sha256"
     Signature: sig=:<base64>:
 
-A signature is required on every state-changing request and checked on any other request that
+Each key's requests are rate limited (compliance.rate_limits) once the key and secret check out, before
+the signature is verified. A signature is required on every state-changing request and checked on any other request that
 carries one. It must cover the method, the path (and "@query" when there is a query string) and the
 body digest, be created within the last five
 minutes, and carry a nonce never seen before for that key (nonces are kept in PostgreSQL).
@@ -28,7 +29,7 @@ from http_message_signatures import (
 from http_message_signatures.exceptions import HTTPMessageSignaturesException
 from rest_framework import authentication, exceptions
 
-from compliance import crypto, selectors
+from compliance import crypto, rate_limits, selectors
 from compliance.models import ApiKey, SignatureAlgorithm, SignatureNonce
 from compliance.services import hash_secret
 
@@ -88,6 +89,9 @@ class MarketMakerAuthentication(authentication.BaseAuthentication):
             raise _Failed("this API key has been revoked", "api_key_revoked")
         if not api_key.user.is_active:
             raise _Failed("this API user is disabled", "api_key_invalid")
+        # The key is known good: count the request against its rate limit before the costly part, so a
+        # refused request verifies no signature, spends no nonce and writes nothing.
+        rate_limits.take(api_key.pk)
 
         signed = "Signature" in request.headers or "Signature-Input" in request.headers
         if request.method.upper() not in SAFE_METHODS or signed:

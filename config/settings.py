@@ -11,6 +11,7 @@ import ipaddress
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import csp.constants as csp
 import dj_database_url
@@ -132,6 +133,19 @@ else:
     from config import embedded
 
     CELERY_BROKER_URL = embedded.redis_url()
+
+
+
+def redis_client_url(broker_url: str, db: int) -> str:
+    """redis-py's URL for database `db` of the broker's Redis (kombu spells a Unix socket
+    redis+socket://PATH?virtual_host=N, redis-py unix://PATH?db=N)."""
+    parts = urlsplit(broker_url)
+    if parts.scheme == "redis+socket":
+        return f"unix://{parts.path}?db={db}"
+    if parts.scheme in {"redis", "rediss"}:
+        return urlunsplit(parts._replace(path=f"/{db}"))
+    raise ImproperlyConfigured("RATE_LIMIT_REDIS_URL must be set when CELERY_BROKER_URL is not a Redis URL")
+
 
 # Tests get a queue of their own, so their tasks never reach a `make run` worker on the same broker.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_DEFAULT_QUEUE") or (
@@ -258,6 +272,14 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
 }
+# Per-API-key rate limit (compliance.rate_limits): a token bucket of BURST requests refilled at PER_S a
+# second, shared by every process through Redis (database 1 of the broker's unless set).
+API_RATE_LIMIT_PER_S = float(os.environ.get("API_RATE_LIMIT_PER_S", "50"))
+API_RATE_LIMIT_BURST = int(os.environ.get("API_RATE_LIMIT_BURST", "100"))
+if not (API_RATE_LIMIT_PER_S > 0 and API_RATE_LIMIT_BURST >= 1):
+    raise ImproperlyConfigured("API_RATE_LIMIT_PER_S must be > 0 and API_RATE_LIMIT_BURST >= 1")
+RATE_LIMIT_REDIS_URL = os.environ.get("RATE_LIMIT_REDIS_URL") or redis_client_url(CELERY_BROKER_URL, db=1)
+RATE_LIMIT_KEY_PREFIX = os.environ.get("RATE_LIMIT_KEY_PREFIX", "ratelimit:")
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tokenized stock issuer API",
     "DESCRIPTION": "Primary-market API for market makers (mint, redeem) and auditors (attestations).",
