@@ -1,5 +1,6 @@
 """OpenAPI description of the market-maker authentication (drf-spectacular extension)."""
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -17,6 +18,9 @@ class MarketMakerAuthenticationScheme(OpenApiAuthenticationExtension):
                 "RFC 9421 HTTP message signature (`Signature-Input`, `Signature`) made with the key's HMAC-SHA256 "
                 "secret or Ed25519 private key, covering `\"@method\" \"@path\" \"content-digest\"`, with `created` "
                 "(at most 5 minutes old), a unique `nonce` and `keyid`; and an RFC 9530 `Content-Digest` "
-                "(sha-256) of the body. POSTs need an `Idempotency-Key` header."
+                "(sha-256) of the body. POSTs need an `Idempotency-Key` header. "
+                f"Each key may send {settings.API_RATE_LIMIT_PER_S:g} requests a second on average, in bursts of up "
+                f"to {settings.API_RATE_LIMIT_BURST}; past that a request is refused, changing nothing and spending "
+                "no nonce, with 429 `rate_limited` and `Retry-After` (seconds)."
             ),
         }

@@ -60,3 +60,9 @@ def test_the_redis_url_is_derived_from_the_broker_url():
     assert redis_client_url("redis://:pw@cache:6379/0", 1) == "redis://:pw@cache:6379/1"
     assert redis_client_url("rediss://cache:6380/0?ssl_cert_reqs=required", 1) == \
         "rediss://cache:6380/1?ssl_cert_reqs=required"
+
+
+def test_the_limit_is_documented_in_the_schema(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    description = schema["components"]["securitySchemes"]["MarketMakerApiKey"]["description"]
+    assert "429 `rate_limited`" in description and "Retry-After" in description
