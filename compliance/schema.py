@@ -1,7 +1,16 @@
-"""OpenAPI description of the market-maker authentication (drf-spectacular extension)."""
+"""OpenAPI description of the API's authentication: market-maker API keys, staff sessions (drf-spectacular
+extensions)."""
 
 from django.conf import settings
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class VerifiedSessionScheme(SessionScheme):
+    """Staff sessions (config.session_auth): the session cookie, as drf-spectacular describes it."""
+
+    target_class = "config.session_auth.VerifiedSessionAuthentication"
+    priority = 0
 
 
 class MarketMakerAuthenticationScheme(OpenApiAuthenticationExtension):

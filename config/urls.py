@@ -20,6 +20,3 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="config/swagger_ui.html"),
          name="swagger-ui"),
 ]
-
-admin.site.site_header = "Issuer operations"
-admin.site.site_title = "Issuer operations"

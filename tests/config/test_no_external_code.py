@@ -101,11 +101,11 @@ def admin_pages(user) -> list[str]:
     return pages
 
 
-def check_page(fetch, url: str, base: str) -> None:
+def check_page(fetch, url: str, base: str, *, statuses=(200, 503)) -> None:
     """Fetch `url` with `fetch(url) -> (status, content_type, csp, body)`; check its policy, and for HTML
     that nothing comes from elsewhere or is inline, and that every asset it loads is served."""
     status, content_type, policy, body = fetch(url)
-    assert status in (200, 503), f"{url}: {status}"  # /healthz is 503 when no worker is up
+    assert status in statuses, f"{url}: {status}"  # /healthz is 503 when no worker is up
     check_policy(policy, url)
     if not is_html(content_type):
         return
@@ -141,6 +141,25 @@ def test_public_pages_load_nothing_from_elsewhere_and_carry_the_policy(client):
 
     for url in PUBLIC_PAGES:
         check_page(fetch, url, "http://testserver")
+
+
+@pytest.mark.django_db
+def test_the_production_sign_in_and_lockout_pages_load_nothing_from_elsewhere(client, settings, django_user_model):
+    settings.ADMIN_REQUIRE_OTP = True
+    user = django_user_model.objects.create_user("locked-out", password="a-long-test-password-1", is_staff=True)
+    responses = {}
+
+    def fetch(url):
+        response = responses.pop(url, None) or client.get(url)
+        body = b"".join(response.streaming_content) if response.streaming else response.content
+        return response.status_code, response.get("Content-Type", ""), response.get("Content-Security-Policy"), body
+
+    check_page(fetch, "/admin/login/", "http://testserver")
+    assert b'name="otp_token"' in client.get("/admin/login/").content
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        locked = client.post("/admin/login/", {"username": user.username, "password": "wrong"})
+    responses["/admin/login/"] = locked
+    check_page(fetch, "/admin/login/", "http://testserver", statuses=(429,))
 
 
 @pytest.mark.django_db
