@@ -75,6 +75,10 @@ RUN_AS_PRINTED = {
                                   "test_the_example_client_lists_products_mints_and_follows_the_mint",
     "examples/mm_client.py get": "tests/mint_redeem/test_commands_as_run.py::"
                                  "test_the_example_client_lists_products_mints_and_follows_the_mint",
+    "manage.py staff_totp_enroll": "tests/compliance/test_admin_sign_in.py::"
+                                   "test_staff_totp_enroll_prints_a_uri_whose_codes_sign_in",
+    "manage.py axes_reset_username": "tests/compliance/test_admin_sign_in.py::"
+                                     "test_axes_reset_username_unlocks_a_locked_out_user",
     "make lint": "tests/config/test_documented_commands.py::test_make_lint_passes_on_the_tree",
     "make stop": "tests/config/test_documented_commands.py::test_make_stop_stops_the_embedded_postgres_and_redis",
 }
