@@ -14,7 +14,10 @@ _LEI = re.compile(r"^[A-Z0-9]{18}[0-9]{2}$")
 
 
 class InvalidInput(DomainError):
+    """Input that is wrong in itself: the same input is always refused the same way (a final answer)."""
+
     http_status = 400
+    retryable = False
 
 
 def validate_lei(lei: str) -> str:

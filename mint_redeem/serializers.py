@@ -214,6 +214,10 @@ class SignatureCheckSerializer(serializers.Serializer):
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="stable, machine-readable: e.g. kyc_expired, insufficient_funding")
     message = serializers.CharField(help_text="for humans; may change")
+    retryable = serializers.BooleanField(
+        help_text="true: the refusal depends on the moment (a pause, a limit, a concurrent change, the database "
+                  "restarting); nothing was stored under the Idempotency-Key and the same request may succeed "
+                  "later. false: the final answer to this request, stored and replayed for its key")
     details = serializers.JSONField(required=False)
 
 

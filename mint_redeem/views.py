@@ -35,25 +35,28 @@ from mint_redeem.serializers import (
 )
 
 
-def _error(description: str, code: str, message: str) -> OpenApiResponse:
+def _error(description: str, code: str, message: str, *, retryable: bool) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description, examples=[
-        OpenApiExample(code, value={"error": {"code": code, "message": message}})])
+        OpenApiExample(code, value={"error": {"code": code, "message": message, "retryable": retryable}})])
 
 
 CREATE_ERRORS = {
-    400: _error("invalid input", "invalid_quantity", "quantity has more than 9 decimal places"),
-    401: _error("missing or bad API key or signature", "signature_invalid", "signature verification failed"),
-    403: _error("refused by a compliance gate", "kyc_expired", "this participant's KYC has expired"),
-    404: _error("unknown product or wallet", "unknown_wallet", "unknown wallet"),
-    409: _error("paused product, Idempotency-Key reuse or a request in flight", "idempotency_key_reused",
-                "this Idempotency-Key was used for a different request"),
+    400: _error("invalid input", "invalid_quantity", "quantity has more than 9 decimal places", retryable=False),
+    401: _error("missing or bad API key or signature", "signature_invalid", "signature verification failed",
+                retryable=False),
+    403: _error("refused by a compliance gate", "kyc_expired", "this participant's KYC has expired", retryable=True),
+    404: _error("unknown product or wallet", "unknown_wallet", "unknown wallet", retryable=True),
+    409: _error("paused product, a concurrent change, Idempotency-Key reuse or a request in flight",
+                "idempotency_key_reused", "this Idempotency-Key was used for a different request", retryable=False),
     422: _error("outside the participant's limits", "above_daily_limit",
-                "this request would exceed the daily notional cap"),
+                "this request would exceed the daily notional cap", retryable=True),
+    503: _error("the database is unavailable for a moment", "database_unavailable",
+                "the database is unavailable for a moment; send the request again", retryable=True),
 }
 ACTION_ERRORS = {
-    404: _error("not one of your requests", "not_found", "Not found."),
-    409: _error("not allowed in the request's current state", "transition_not_allowed",
-                "cannot cancel a request that is minting"),
+    404: _error("not one of your requests", "not_found", "Not found.", retryable=False),
+    409: _error("not allowed in the request's current state, or changed by another request first",
+                "transition_not_allowed", "cannot cancel a request that is minting", retryable=True),
 }
 
 
