@@ -354,21 +354,16 @@ class SignatureNonce(models.Model):
         return self.nonce
 
 
-class IdempotencyState(models.TextChoices):
-    IN_FLIGHT = "in_flight", "In flight"
-    COMPLETED = "completed", "Completed"
-
-
 class IdempotencyRecord(models.Model):
+    """The final answer to an idempotent request, under its key. Written in the request's own transaction,
+    so a record anyone else can see always holds its response (compliance.idempotency)."""
+
     scope = models.CharField(max_length=64, help_text='"participant:<id>" or "user:<id>"')
     key = models.CharField(max_length=255)
     method = models.CharField(max_length=10)
     path = models.CharField(max_length=500)
     request_hash = models.CharField(max_length=64)
-    state = models.CharField(max_length=16, choices=IdempotencyState.choices)
-    lock_token = models.CharField(max_length=32)
-    locked_at = models.DateTimeField()
-    response_status = models.IntegerField(null=True)
+    response_status = models.IntegerField(null=True)  # null only inside the claiming transaction
     response_body = models.JSONField(null=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

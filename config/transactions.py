@@ -1,7 +1,8 @@
 """All-or-nothing request transactions.
 
-The idempotent API wrapper (compliance.idempotency) runs a request's effect and its stored response in
-one transaction and rolls the whole of it back on any error. Inside such a transaction the savepoint a
+The idempotent API wrapper (compliance.idempotency) runs a request's claim on its Idempotency-Key, its
+effect and its stored response in one transaction, and rolls the whole of it back on any error or any
+answer it does not keep. Inside such a transaction the savepoint a
 nested `transaction.atomic()` opens (two round trips) buys nothing, so the services on the API's hot
 paths open their transaction with `step()`: a savepoint everywhere else (a caller may catch a refusal
 and go on), none inside an all-or-nothing request.
