@@ -127,6 +127,17 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # DB_PREPARED_STATEMENTS=false behind a connection pooler that cannot carry prepared statements.
 if os.environ.get("DB_PREPARED_STATEMENTS", "true").lower() != "false":
     DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+# A backend whose client is gone (a web server killed mid-request, its machine vanished) ends its transaction
+# within seconds, even while it waits on a lock, instead of when it next tries to talk to the client: what
+# the transaction held (an idempotency claim, row locks, a reservation) is freed with it. The socket check
+# runs every DB_CLIENT_CHECK_INTERVAL_MS while a statement runs (0 turns both checks off, e.g. behind a
+# pooler that refuses startup options); TCP keepalives catch a peer that vanished without closing.
+_client_check_ms = int(os.environ.get("DB_CLIENT_CHECK_INTERVAL_MS", "1000"))
+if _client_check_ms > 0:
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = " ".join(filter(None, [
+        _options.get("options", ""), f"-c client_connection_check_interval={_client_check_ms}",
+        "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"]))
 DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME", "test_issuer")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -44,11 +44,11 @@ class ApiServer:
     """gunicorn serving the API on `database_url`, in a process group of its own so `kill()` takes the
     master and its worker down at once, with SIGKILL: no cleanup code runs, as in a crash."""
 
-    def __init__(self, database_url: str, broker_url: str, *, threads: int = 4):
+    def __init__(self, database_url: str, broker_url: str, *, log_path: Path, threads: int = 4):
         self.database_url, self.broker_url, self.threads = database_url, broker_url, threads
         self.port = _free_port()
         self.process: subprocess.Popen | None = None
-        self.log_path = ROOT / ".data" / f"gunicorn-test-{uuid.uuid4().hex[:8]}.log"
+        self.log_path = log_path  # appended to: servers of one test share it
 
     @property
     def url(self) -> str:
