@@ -186,7 +186,7 @@ def _check(p: _ParticipantStanding, w: _WalletStanding | None, wallet_given: boo
            used_today) -> None:
     _check_standing(p, w, wallet_given, today)
     if isinstance(notional_cents, bool) or not isinstance(notional_cents, int) or notional_cents <= 0:
-        raise DomainError("notional must be a positive integer of cents", code="invalid_notional")
+        raise DomainError("notional must be a positive integer of cents", code="invalid_notional", retryable=False)
     if notional_cents < p.min_request_cents:
         _refuse("below_minimum", f"the minimum request is {p.min_request_cents} cents", http_status=422,
                 details={"min_request_cents": p.min_request_cents})

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 
 from django.db import DatabaseError, InterfaceError, OperationalError
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -30,7 +30,8 @@ class DomainError(Exception):
     """An expected refusal from a service; views turn it into a 4xx with this code.
 
     `retryable` says whether the refusal depends on the moment (see the module docstring). Left as None it
-    is decided by the code: final for the codes in FINAL_CODES, retryable for every other."""
+    is decided where it is raised (`retryable=False` for a refusal that follows from the body alone);
+    anything not marked final is retryable."""
 
     code = "domain_error"
     http_status = status.HTTP_400_BAD_REQUEST
@@ -49,20 +50,10 @@ class DomainError(Exception):
         self.details = details
 
 
-# Refusals, by code, that follow from the request's own body (or from what can never change about what it
-# names: a wallet's chain), for services that raise a plain DomainError or RequestError without saying
-# (mint_redeem.services parses quantities and funding this way). A code not listed and not declared
-# `retryable=False` is taken to depend on the moment, and is never stored: the worst a missing entry costs
-# is a request evaluated again, never a stale refusal replayed for days. (`quantity_not_representable` is
-# not listed: it depends on the product's multiplier, which corporate actions change.)
-FINAL_CODES = frozenset({"invalid_quantity", "invalid_funding", "invalid_payout", "invalid_notional",
-                         "wallet_chain_mismatch"})
-
-
 def is_retryable(exc: DomainError) -> bool:
     if exc.retryable is not None:
         return exc.retryable
-    return exc.code not in FINAL_CODES
+    return True  # unless its raise site says it is final (it follows from the request body alone)
 
 
 # What each ledger refusal means to an API caller. A stale stream version is another request having
@@ -166,6 +157,22 @@ def is_final(response) -> bool:
     return isinstance(error, dict) and error.get("retryable") is False
 
 
+class StrictCharField(serializers.CharField):
+    """A text field that takes only JSON strings. DRF's CharField turns a number into its text, so a JSON
+    1e3 or 2.5 would pass as "1000.0" or "2.5"; for quantities that is a float by another name."""
+
+    default_error_messages = {"not_a_string": "must be a JSON string, e.g. \"12.5\""}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)  # " 1" is not what a person writes on an order ticket
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_a_string")
+        return super().to_internal_value(data)
+
+
 def validated(serializer_class, data) -> dict:
     """`serializer_class(data=data)` validated, as `validated_data`; refusals raise its ValidationError.
 
@@ -195,7 +202,7 @@ def _plainly_valid(serializer_class, data) -> dict | None:
         if value is fields.empty:
             return None  # defaults and required-field errors are DRF's to apply
         kind = type(field)
-        if kind is fields.CharField:
+        if kind is fields.CharField or kind is StrictCharField:
             if (not isinstance(value, str) or not value.isascii() or "\x00" in value
                     or (field.trim_whitespace and value != value.strip())
                     or (not value and not field.allow_blank)

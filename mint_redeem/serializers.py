@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from config.api import StrictCharField
 from ledger.units import NANO
 from mint_redeem.lifecycle import MintLifecycle, RedemptionLifecycle, allowed_events
 from mint_redeem.models import MintRequest, Redemption
@@ -19,7 +20,7 @@ from mint_redeem.models import MintRequest, Redemption
 class MintCreateSerializer(serializers.Serializer):
     product = serializers.CharField(max_length=16, help_text="token product symbol, e.g. AAPLx")
     chain = serializers.CharField(max_length=16, help_text="ethereum, arbitrum, base or solana")
-    quantity = serializers.CharField(max_length=40, help_text="shares, as a decimal string (at most 9 decimals)")
+    quantity = StrictCharField(max_length=40, help_text="shares, as a decimal string (at most 9 decimals)")
     wallet = serializers.IntegerField(help_text="id of one of your verified wallets on that chain")
     funding = serializers.ChoiceField(choices=MintRequest.Funding.choices)
 
@@ -30,7 +31,7 @@ class MintCreateSerializer(serializers.Serializer):
 class RedemptionCreateSerializer(serializers.Serializer):
     product = serializers.CharField(max_length=16)
     chain = serializers.CharField(max_length=16)
-    quantity = serializers.CharField(max_length=40, help_text="shares, as a decimal string")
+    quantity = StrictCharField(max_length=40, help_text="shares, as a decimal string")
     wallet = serializers.IntegerField(help_text="the wallet the tokens are sent from")
     payout = serializers.ChoiceField(choices=Redemption.Payout.choices)
 

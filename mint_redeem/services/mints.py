@@ -55,14 +55,14 @@ def request_context(participant: Participant, product_symbol: str, chain_name: s
         raise RequestError("unknown wallet", code="unknown_wallet", http_status=404)
     if wallet.chain != chain_name:
         raise RequestError(f"wallet {wallet_id} is on {wallet.chain}, not {chain_name}",
-                           code="wallet_chain_mismatch")
+                           code="wallet_chain_mismatch", retryable=False)
     return q, wallet, found.webhook_endpoint_ids
 
 
 def mint_request_create(*, participant: Participant, product_symbol: str, chain: str, quantity: str,
                         wallet_id: int, funding: str, actor: str, idempotency_key: str = "") -> MintRequest:
     if funding not in MintRequest.Funding.values:
-        raise RequestError("funding must be \"cash\" or \"in_kind\"", code="invalid_funding")
+        raise RequestError("funding must be \"cash\" or \"in_kind\"", code="invalid_funding", retryable=False)
     q, wallet, endpoint_ids = request_context(participant, product_symbol, chain, quantity, wallet_id)
     if q.minting_paused:
         raise RequestError(f"minting of {q.product.symbol} is paused", code="minting_paused", http_status=409)

@@ -9,7 +9,7 @@ the buffer, `cost + fee = cash received + shortfall`, a top-up due before any to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 
 from config.api import DomainError
@@ -17,7 +17,7 @@ from custody.models import TokenProduct
 from ledger.units import NANO
 
 MAX_QUANTITY_NANO = 10**18  # a billion shares: far above any real request, far below bigint
-# A quantity is a short plain decimal string; anything longer is refused before Decimal parses it.
+# A quantity is a short plain decimal string; anything longer is refused before it is parsed.
 MAX_QUANTITY_CHARS = 40
 
 
@@ -25,32 +25,39 @@ class RequestError(DomainError):
     code = "invalid_request"
 
 
+class InvalidQuantity(RequestError):
+    """Final: it follows from the request body alone, so an idempotent replay may repeat it."""
+
+    code = "invalid_quantity"
+    retryable = False
+
+
 def parse_quantity(quantity: str) -> int:
     """A plain decimal string of shares ("12.5") -> nano-shares, exactly, or a clear refusal.
     No exponents, signs, NaN or Infinity: what a person would write on an order ticket."""
     if not isinstance(quantity, str):
-        raise RequestError("quantity must be a decimal string of shares, e.g. \"12.5\"", code="invalid_quantity")
+        raise InvalidQuantity("quantity must be a decimal string of shares, e.g. \"12.5\"")
     if len(quantity) > MAX_QUANTITY_CHARS or not quantity or not _is_plain_decimal(quantity):
-        raise RequestError(f"quantity {quantity[:MAX_QUANTITY_CHARS]!r} is not a plain decimal number of shares",
-                           code="invalid_quantity")
-    try:
-        value = Decimal(quantity)
-    except InvalidOperation:  # pragma: no cover - _is_plain_decimal admits only what Decimal parses
-        raise RequestError(f"quantity {quantity!r} is not a decimal number", code="invalid_quantity") from None
-    if value <= 0:
-        raise RequestError("quantity must be a positive number of shares", code="invalid_quantity")
-    nano = value * NANO
-    if nano != nano.to_integral_value():
-        raise RequestError("quantity has more than 9 decimal places", code="invalid_quantity")
+        raise InvalidQuantity(f"quantity {quantity[:MAX_QUANTITY_CHARS]!r} is not a plain decimal number of shares")
+    # Exact integer arithmetic on the digits: Decimal's 28-digit context would round "1." + 38 nines up
+    # to 2 shares.
+    whole, _, fraction = quantity.partition(".")
+    if len(fraction) > 9 and fraction[9:].strip("0"):
+        raise InvalidQuantity("quantity has more than 9 decimal places")
+    nano = int(whole) * NANO + int((fraction[:9]).ljust(9, "0"))
+    if nano <= 0:
+        raise InvalidQuantity("quantity must be a positive number of shares")
     if nano > MAX_QUANTITY_NANO:
-        raise RequestError("quantity is too large", code="invalid_quantity")
-    return int(nano)
+        raise InvalidQuantity("quantity is too large")
+    return nano
 
 
 def _is_plain_decimal(text: str) -> bool:
+    """ASCII digits, at most one point with digits on both sides: "12", "12.5", never "1e3", "-0", "1."."""
     whole, _, fraction = text.partition(".")
-    return whole.isascii() and fraction.isascii() and whole.isdigit() and (fraction == "" or fraction.isdigit()) \
-        and text.count(".") <= 1 and not text.endswith(".")
+    digits = "0123456789"
+    return (bool(whole) and all(c in digits for c in whole) and text.count(".") <= 1
+            and (fraction == "" and not text.endswith(".") or bool(fraction) and all(c in digits for c in fraction)))
 
 
 def base_units_of(quantity_nano: int, *, multiplier: Decimal, decimals: int) -> Fraction:

@@ -37,7 +37,7 @@ from mint_redeem.services.transitions import append_to_stream, lock, notify, tra
 def redemption_request_create(*, participant: Participant, product_symbol: str, chain: str, quantity: str,
                               wallet_id: int, payout: str, actor: str, idempotency_key: str = "") -> Redemption:
     if payout not in Redemption.Payout.values:
-        raise RequestError("payout must be \"cash\" or \"in_kind\"", code="invalid_payout")
+        raise RequestError("payout must be \"cash\" or \"in_kind\"", code="invalid_payout", retryable=False)
     q, wallet, endpoint_ids = request_context(participant, product_symbol, chain, quantity, wallet_id)
     if not q.terms.redemption_addresses.get(chain):
         raise RequestError(f"no redemption address is configured for {q.product.symbol} on {chain}",

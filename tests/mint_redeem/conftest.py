@@ -92,7 +92,10 @@ class SignedClient:
         return self.client.get(path, **self._headers("GET", path))
 
     def post(self, path, payload: dict, *, idempotency_key=None):
-        body = json.dumps(payload).encode()
+        return self.post_raw(path, json.dumps(payload).encode(), idempotency_key=idempotency_key)
+
+    def post_raw(self, path, body: bytes, *, idempotency_key=None):
+        """POST these exact bytes, signed: what a hand-crafted (or hostile) client sends."""
         headers = self._headers("POST", path, body, idempotency_key=idempotency_key)
         return self.client.post(path, data=body, content_type="application/json", **headers)
 
