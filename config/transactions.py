@@ -12,22 +12,43 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from django.db import connection, transaction
 
 _all_or_nothing: contextvars.ContextVar[bool] = contextvars.ContextVar("all_or_nothing", default=False)
+_last: contextvars.ContextVar[list | None] = contextvars.ContextVar("last_statements", default=None)
 
 
 @contextlib.contextmanager
 def all_or_nothing() -> Iterator[None]:
-    """A transaction that is only ever committed or rolled back whole (any error propagates out of it)."""
+    """A transaction that is only ever committed or rolled back whole (any error propagates out of it).
+    What was handed to `last()` inside it runs at its end, after everything else (the stored response
+    included), right before the commit."""
     with transaction.atomic():
         token = _all_or_nothing.set(True)
+        queue: list = []
+        last_token = _last.set(queue)
         try:
             yield
+            while queue:
+                queue.pop(0)()
         finally:
+            _last.reset(last_token)
             _all_or_nothing.reset(token)
+
+
+def last(fn: Callable[[], object]) -> None:
+    """Run `fn` as the last statements of the all-or-nothing request transaction; elsewhere, now.
+
+    The ledger append takes the ledger's global lock and holds it to the commit, so on a request path it
+    comes after every other statement (webhook rows, the idempotency store, reads): the lock is then held
+    for the append and the commit only. A refusal it raises still rolls the whole request back."""
+    queue = _last.get()
+    if queue is None or not connection.in_atomic_block:
+        fn()
+    else:
+        queue.append(fn)
 
 
 def step() -> transaction.Atomic:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.utils import timezone
 
+from config import transactions
 from config.logging import current_correlation_id
 from ledger.postings import Posting
 from ledger.services import NewEvent, append
@@ -78,9 +79,12 @@ def record(request, event_type: str, *, actor: str, data: dict, postings: Sequen
 
 
 def append_to_stream(request, events: Sequence[NewEvent], *, actor: str, expected_version: int,
-                     savepoint: bool = True):
-    return append(events=list(events), expected={request.stream: expected_version}, actor=actor,
-                  correlation_id=current_correlation_id(), savepoint=savepoint)
+                     savepoint: bool = True) -> None:
+    """Append the request's events: at once, or, on an all-or-nothing API request, as its last statements
+    (config.transactions.last), after the response is stored."""
+    correlation_id = current_correlation_id()
+    transactions.last(lambda: append(events=list(events), expected={request.stream: expected_version},
+                                     actor=actor, correlation_id=correlation_id, savepoint=savepoint))
 
 
 def notify(request, *, event_type: str, previous_state: str, endpoint_ids: list[int] | None = None) -> None:

@@ -49,8 +49,14 @@ def test_a_stream_version_conflict_is_a_retryable_409_concurrent_update():
 def test_domain_refusals_depend_on_the_moment_unless_they_are_about_the_body():
     paused = handled(api.DomainError("minting is paused", code="minting_paused", http_status=409))
     assert paused.status_code == 409 and paused.data["error"]["retryable"] is True and not api.is_final(paused)
-    bad_quantity = handled(api.DomainError("too many decimals", code="invalid_quantity"))
+    from mint_redeem.services.quoting import InvalidQuantity
+
+    # Final where it is raised: the refusal follows from the body alone.
+    bad_quantity = handled(InvalidQuantity("too many decimals"))
+    assert bad_quantity.data["error"]["code"] == "invalid_quantity"
     assert bad_quantity.data["error"]["retryable"] is False and api.is_final(bad_quantity)
+    undeclared = handled(api.DomainError("no", code="invalid_quantity"))  # a code alone decides nothing
+    assert undeclared.data["error"]["retryable"] is True
     declared = handled(api.DomainError("no", code="something_new", retryable=False))
     assert declared.data["error"]["retryable"] is False
 

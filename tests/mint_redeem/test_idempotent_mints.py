@@ -169,3 +169,29 @@ def test_a_refusal_of_the_body_itself_is_final_and_replayed(market, mm, api, pay
     assert again.status_code == 400 and again["Idempotent-Replayed"] == "true"
     assert again.json() == refused.json()
     assert not MintRequest.objects.exists()
+
+
+def test_the_ledger_append_is_the_last_statement_of_a_request(market, mm, api, settings):
+    """The append holds the ledger's global lock to the commit, so everything else the request writes or
+    reads (the request row, the cap, webhook rows, the stored response) comes before it."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from .test_gates_and_refusals import post_mint
+
+    settings.WEBHOOK_ALLOWED_PRIVATE_NETWORKS = ["127.0.0.1/32"]  # nothing is sent: the test never commits
+    registered = api.post("/api/v1/webhooks", {"url": "http://127.0.0.1:9/issuer-hooks"})
+    assert registered.status_code == 201, registered.content  # so the requests write webhook rows too
+    for payload in (None, {"reason": "changed my mind"}):
+        with CaptureQueriesContext(connection) as captured:
+            if payload is None:
+                response = post_mint(api, mm)
+                mint_id = response.json()["id"]
+            else:
+                response = api.post(f"/api/v1/mints/{mint_id}/cancel", payload)
+        assert response.status_code in (200, 201), response.content
+        statements = [q["sql"] for q in captured.captured_queries]
+        appends = [i for i, sql in enumerate(statements) if "ledger_append" in sql]
+        assert appends, statements
+        after = [sql for sql in statements[appends[0] + 1:] if not sql.startswith(("RELEASE SAVEPOINT", "COMMIT"))]
+        assert after == [], after
