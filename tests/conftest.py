@@ -117,3 +117,21 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         except subprocess.TimeoutExpired:
             worker.kill()
         log.close()
+
+
+@pytest.fixture
+def operations(db):
+    """A member of staff in the operations role (records funding, receipts, payouts)."""
+    from compliance import roles
+    from tests.compliance.factories import make_staff
+
+    return make_staff(roles.OPERATIONS)
+
+
+@pytest.fixture
+def approver(db):
+    """A member of staff in the approver role (the second pair of eyes)."""
+    from compliance import roles
+    from tests.compliance.factories import make_staff
+
+    return make_staff(roles.APPROVER)

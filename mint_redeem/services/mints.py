@@ -209,7 +209,8 @@ def mint_advance(*, mint: MintRequest, actor: str, now=None) -> MintRequest:
             custody_services.order_submit(order=order, actor=actor)
     mint = MintRequest.objects.get(pk=mint.pk)
     if mint.state == "order_placed":
-        _follow_order(mint, actor=actor)
+        trading.on_order_done(mint, actor=actor, then=lambda locked, outcome: _record_purchase(
+            locked, outcome, actor=actor))
     if MintRequest.objects.values_list("state", flat=True).get(pk=mint.pk) == "settling":
         with transaction.atomic():
             mint = lock(mint)
@@ -233,22 +234,11 @@ def _claim_order(mint: MintRequest, *, actor: str, now) -> BrokerOrder | None:
                                    client_order_id=mint.stream, actor=actor)
 
 
-def _follow_order(mint: MintRequest, *, actor: str) -> None:
-    outcome = trading.order_follow(order_id=mint.broker_order_id, actor=actor)
-    if outcome is None:
-        return
-    with transaction.atomic():
-        mint = lock(mint)
-        if mint.state != "order_placed":
-            return
-        if outcome.quantity_nano == 0:
-            _fail(mint, actor=actor, reason=f"broker order {outcome.order.status} with nothing bought: "
-                                            f"{outcome.order.reject_reason}".rstrip(": "))
-            return
-        _record_purchase(mint, outcome, actor=actor)
-
-
 def _record_purchase(mint: MintRequest, outcome: trading.OrderOutcome, *, actor: str) -> None:
+    if outcome.quantity_nano == 0:
+        _fail(mint, actor=actor, reason=f"broker order {outcome.order.status} with nothing bought: "
+                                        f"{outcome.order.reject_reason}".rstrip(": "))
+        return
     bought = outcome.quantity_nano
     decimals = ChainDeployment.objects.values_list("decimals", flat=True).get(product=mint.product, chain=mint.chain)
     # Floor: a remainder below one base unit stays in custody as surplus (never a token without a share).

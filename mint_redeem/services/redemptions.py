@@ -176,7 +176,8 @@ def redemption_advance(*, redemption: Redemption, actor: str, now=None) -> Redem
         if order is not None:
             custody_services.order_submit(order=order, actor=actor)
     if _state(redemption) == "order_placed":
-        _follow_sale(Redemption.objects.get(pk=redemption.pk), actor=actor)
+        trading.on_order_done(Redemption.objects.get(pk=redemption.pk), actor=actor,
+                              then=lambda locked, outcome: _record_sale(locked, outcome, actor=actor))
     if _state(redemption) == "settling":
         with transaction.atomic():
             redemption = lock(redemption)
@@ -216,25 +217,18 @@ def _claim_sale(redemption: Redemption, *, actor: str, now) -> BrokerOrder | Non
                                    update_fields={"order_attempts": attempt})
 
 
-def _follow_sale(redemption: Redemption, *, actor: str) -> None:
-    outcome = trading.order_follow(order_id=redemption.broker_order_id, actor=actor)
-    if outcome is None:
+def _record_sale(redemption: Redemption, outcome: trading.OrderOutcome, *, actor: str) -> None:
+    sold = redemption.sold_quantity_nano + outcome.quantity_nano
+    proceeds = (redemption.proceeds_cents or 0) + outcome.gross_cents - outcome.broker_fee_cents
+    refs = {"order_id": outcome.order.pk, "sold_nano": outcome.quantity_nano, "proceeds_cents": proceeds}
+    figures = {"sold_quantity_nano": sold, "proceeds_cents": proceeds}
+    if sold == redemption.quantity_nano:
+        transition(redemption, "fill", actor=actor, refs=refs, update_fields=figures)
+        settles_on = max(trading.settlement_dates(order_ids=_order_ids(redemption)))
+        transition(redemption, "start_settling", actor=actor, refs={"settlement_date": settles_on})
         return
-    with transaction.atomic():
-        redemption = lock(redemption)
-        if redemption.state != "order_placed":
-            return
-        sold = redemption.sold_quantity_nano + outcome.quantity_nano
-        proceeds = (redemption.proceeds_cents or 0) + outcome.gross_cents - outcome.broker_fee_cents
-        refs = {"order_id": outcome.order.pk, "sold_nano": outcome.quantity_nano, "proceeds_cents": proceeds}
-        figures = {"sold_quantity_nano": sold, "proceeds_cents": proceeds}
-        if sold == redemption.quantity_nano:
-            transition(redemption, "fill", actor=actor, refs=refs, update_fields=figures)
-            settles_on = max(trading.settlement_dates(order_ids=_order_ids(redemption)))
-            transition(redemption, "start_settling", actor=actor, refs={"settlement_date": settles_on})
-            return
-        reason = f"sell order {outcome.order.status} with {redemption.quantity_nano - sold} nano-shares unsold"
-        if redemption.order_attempts % MAX_AUTOMATIC_ORDERS == 0:
-            transition(redemption, "give_up_order", actor=actor, refs=refs, reason=reason, update_fields=figures)
-        else:
-            transition(redemption, "retry_order", actor=actor, refs=refs, reason=reason, update_fields=figures)
+    reason = f"sell order {outcome.order.status} with {redemption.quantity_nano - sold} nano-shares unsold"
+    if redemption.order_attempts % MAX_AUTOMATIC_ORDERS == 0:
+        transition(redemption, "give_up_order", actor=actor, refs=refs, reason=reason, update_fields=figures)
+    else:
+        transition(redemption, "retry_order", actor=actor, refs=refs, reason=reason, update_fields=figures)

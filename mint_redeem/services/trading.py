@@ -9,14 +9,17 @@ that comes after the claim finds the request in `order_placed`, which cannot be 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+
+from django.db import transaction
 
 from custody import calendar
 from custody import services as custody_services
 from custody.models import BrokerOrder, Fill
 from mint_redeem.models import ProductTerms
-from mint_redeem.services.transitions import transition
+from mint_redeem.services.transitions import lock, transition
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,18 @@ def order_follow(*, order_id: int, actor: str) -> OrderOutcome | None:
                         gross_cents=sum(f.gross_cents for f in fills),
                         broker_fee_cents=sum(f.fee_cents for f in fills),
                         settlement_date=max((f.settlement_date for f in fills), default=None))
+
+
+def on_order_done(request, *, actor: str, then: Callable[[object, OrderOutcome], None]) -> None:
+    """Once the request's order is done at the broker, call `then(locked request, outcome)` in one
+    transaction, if the request still waits for that order (another run may have taken the step)."""
+    outcome = order_follow(order_id=request.broker_order_id, actor=actor)
+    if outcome is None:
+        return
+    with transaction.atomic():
+        request = lock(request)
+        if request.state == "order_placed":
+            then(request, outcome)
 
 
 def fills_settled(*, order_ids: list[int]) -> bool:

@@ -25,16 +25,6 @@ from ledger import selectors
 from tests.compliance.factories import make_staff
 
 
-@pytest.fixture
-def operations(db):
-    return make_staff(roles.OPERATIONS)
-
-
-@pytest.fixture
-def approver(db):
-    return make_staff(roles.APPROVER)
-
-
 def refused(fn, exc=DomainError, code=None):
     head = selectors.head()
     with pytest.raises(exc) as caught:

@@ -12,7 +12,6 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
-from compliance import roles
 from custody.models import (
     Broker,
     ChainDeployment,
@@ -23,7 +22,7 @@ from custody.models import (
     TokenProduct,
 )
 from mint_redeem.models import ProductTerms
-from tests.compliance.factories import make_market_maker, make_staff, sign_request
+from tests.compliance.factories import make_market_maker, sign_request
 
 EVM_ADDRESS = "0x" + "ab" * 20
 
@@ -65,16 +64,6 @@ def mm(db):
 @pytest.fixture
 def other_mm(db):
     return make_market_maker(chains=("ethereum",))
-
-
-@pytest.fixture
-def operations(db):
-    return make_staff(roles.OPERATIONS)
-
-
-@pytest.fixture
-def approver(db):
-    return make_staff(roles.APPROVER)
 
 
 class SignedClient:
