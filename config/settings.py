@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "ledger",
     "compliance",
     "custody",
+    "chains",
     "mint_redeem",
 ]
 
@@ -192,6 +193,56 @@ CELERY_BEAT_SCHEDULE["mint-redeem-retry-webhooks"] = {"task": "mint_redeem.retry
 CELERY_BEAT_SCHEDULE["custody-sync-open-orders"] = {"task": "custody.sync_open_orders", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["custody-settle-due-fills"] = {"task": "custody.settle_due_fills", "schedule": 300.0}
 CELERY_BEAT_SCHEDULE["custody-reconcile"] = {"task": "custody.reconcile", "schedule": 3600.0}
+
+# --- EVM chains (architecture section 5) -------------------------------------------------------
+# One entry per chain in EVM_CHAINS. A chain with EVM_<CHAIN>_RPC_URL talks to that node (an http(s)
+# URL or an IPC socket path); without one, development and test run it on an embedded anvil
+# (config.embedded). Keys are never settings: chains.signers reads them from the environment or files.
+MAINNET_EVM_CHAIN_IDS = {"ethereum": 1, "arbitrum": 42161, "base": 8453}
+GWEI = 10**9
+
+
+def _evm_chain(name: str) -> dict:
+    prefix = f"EVM_{name.upper()}_"
+    url = os.environ.get(prefix + "RPC_URL")
+    chain_id = os.environ.get(prefix + "CHAIN_ID")
+    confirmations = os.environ.get(prefix + "CONFIRMATIONS")
+    if url:
+        if not chain_id and name not in MAINNET_EVM_CHAIN_IDS:
+            raise ImproperlyConfigured(f"{prefix}CHAIN_ID must be set for the chain {name!r}")
+        chain_id = int(chain_id or MAINNET_EVM_CHAIN_IDS[name])
+        if confirmations is None:
+            # How deep a block must be before we act on it is a decision per real chain, never a default.
+            raise ImproperlyConfigured(f"{prefix}CONFIRMATIONS must be set when {prefix}RPC_URL is")
+    elif IS_PRODUCTION:
+        raise ImproperlyConfigured(f"{prefix}RPC_URL must be set in the production profile")
+    else:
+        from config import embedded
+
+        if not chain_id and name not in embedded.LOCAL_EVM_CHAIN_IDS:
+            raise ImproperlyConfigured(f"{prefix}CHAIN_ID must be set for the chain {name!r}")
+        chain_id = int(chain_id or embedded.LOCAL_EVM_CHAIN_IDS[name])
+        url = embedded.anvil_url(name, chain_id, profile=ISSUER_ENV)
+    config = {
+        "rpc_url": url,
+        "chain_id": chain_id,
+        "confirmations": int(confirmations or 0),
+        # EIP-1559 caps: the executor pays the node's suggestion up to these and waits above them.
+        "max_fee_per_gas_wei": int(os.environ.get(prefix + "MAX_FEE_PER_GAS_WEI", 200 * GWEI)),
+        "max_priority_fee_per_gas_wei": int(os.environ.get(prefix + "MAX_PRIORITY_FEE_PER_GAS_WEI", 3 * GWEI)),
+        "batch_size": int(os.environ.get(prefix + "BATCH_SIZE", "100")),
+        # Where redeemed tokens wait for their burn (set at deploy). Development and test use anvil's
+        # third well-known account; a real chain names its vault.
+        "redemption_vault": os.environ.get(prefix + "REDEMPTION_VAULT", ""),
+    }
+    if config["confirmations"] < 0 or not 1 <= config["batch_size"] <= 500:
+        raise ImproperlyConfigured(f"{prefix}CONFIRMATIONS must be >= 0 and {prefix}BATCH_SIZE within 1..500")
+    if config["max_priority_fee_per_gas_wei"] > config["max_fee_per_gas_wei"]:
+        raise ImproperlyConfigured(f"{prefix}MAX_PRIORITY_FEE_PER_GAS_WEI exceeds {prefix}MAX_FEE_PER_GAS_WEI")
+    return config
+
+
+EVM_CHAINS = {name: _evm_chain(name) for name in env_list("EVM_CHAINS", "ethereum,arbitrum,base")}
 
 # --- Security ---------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.subprocesses import command_env, describe, run
 
+CHAINS = ("ethereum", "arbitrum", "base")
 needs_make = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 
 
@@ -26,7 +27,7 @@ def test_make_lint_passes_on_the_tree():
 
 
 @needs_make
-def test_make_stop_stops_the_embedded_postgres_and_redis():
+def test_make_stop_stops_the_embedded_postgres_redis_and_chains():
     # Servers of its own, not the ones this suite runs on. Under the project rather than pytest's tmp_path:
     # run as root, the embedded server runs as another user, who cannot enter pytest's private directories.
     data_dir = ROOT / ".data" / f"make-stop-{uuid.uuid4().hex[:8]}"
@@ -35,12 +36,14 @@ def test_make_stop_stops_the_embedded_postgres_and_redis():
     try:
         start = run([*embedded, "start"], env=env)
         assert start.returncode == 0, describe(start)
-        assert run([*embedded, "status"], env=env).stdout.splitlines() == ["postgres: running", "redis: running"]
+        assert run([*embedded, "status"], env=env).stdout.splitlines() == [
+            "postgres: running", "redis: running", *(f"anvil {chain}: running" for chain in CHAINS)]
 
         stop = run(["make", "stop"], env=env)
         assert stop.returncode == 0, describe(stop)
         assert "embedded services stopped" in stop.stdout
-        assert run([*embedded, "status"], env=env).stdout.splitlines() == ["postgres: stopped", "redis: stopped"]
+        assert run([*embedded, "status"], env=env).stdout.splitlines() == [
+            "postgres: stopped", "redis: stopped", *(f"anvil {chain}: stopped" for chain in CHAINS)]
     finally:
         run([*embedded, "stop"], env=env)
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -80,7 +83,7 @@ RUN_AS_PRINTED = {
     "manage.py axes_reset_username": "tests/compliance/test_admin_sign_in.py::"
                                      "test_axes_reset_username_unlocks_a_locked_out_user",
     "make lint": "tests/config/test_documented_commands.py::test_make_lint_passes_on_the_tree",
-    "make stop": "tests/config/test_documented_commands.py::test_make_stop_stops_the_embedded_postgres_and_redis",
+    "make stop": "tests/config/test_documented_commands.py::test_make_stop_stops_the_embedded_postgres_redis_and_chains",
 }
 # Documented, but not run by the suite, and why.
 NOT_RUN = {
