@@ -23,7 +23,7 @@ from django.db.migrations.loader import MigrationLoader
 from tests.conftest import ROOT, database_url_for_tests
 from tests.subprocesses import command_env, describe, manage
 
-OUR_APPS = ("ledger", "compliance", "custody", "mint_redeem")
+OUR_APPS = ("ledger", "compliance", "custody", "chains", "mint_redeem")
 
 # sha256 of each function's body as PostgreSQL stores it (pg_proc.prosrc) right after the migration that
 # installed it. A shipped migration never changes what it installs: if one of these fails, the SQL of a

@@ -1,0 +1,67 @@
+"""Chain actions the issuer takes synchronously (deploying a token, an admin or pauser call), each
+with a nonce from chains.nonces.
+
+The nonce row stays locked while the transaction is signed and handed to the node, and is released
+by the commit that follows: a process that dies before the node has it leaves the nonce untaken, and
+one that dies after leaves a transaction the chain counts, which the next assignment steps over (it
+moves to the chain's pending nonce). So these actions never leave a gap. The executor's batched mints
+and burns take another path: their signed transactions are recorded before broadcasting, in the
+transaction that took the nonce (the executor, next).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from django.db import transaction
+
+from chains.evm import ChainError, EvmChain, Receipt, SignedTx
+from chains.nonces import nonce_assign
+from chains.signers import Signer, redemption_vault, signer_for
+
+
+def sign_with_next_nonce(*, chain: EvmChain, signer: Signer, build: Callable[[int], SignedTx], count: int = 1
+                         ) -> SignedTx:
+    """Take the signer's next nonce and sign with it, in the caller's transaction (which must record the
+    result before it commits, or broadcast it: see the module docstring)."""
+    nonce = nonce_assign(chain=chain.name, address=signer.address, count=count,
+                         chain_pending_nonce=lambda: chain.pending_nonce(signer.address))
+    return build(nonce)
+
+
+def transact(*, chain: EvmChain, signer: Signer, build: Callable[[int], SignedTx], timeout_s: float = 60,
+             require_success: bool = True) -> Receipt:
+    """Sign, hand to the node and wait for the receipt; a reverted transaction raises ChainError unless
+    `require_success` is False."""
+    with transaction.atomic():
+        signed = sign_with_next_nonce(chain=chain, signer=signer, build=build)
+        chain.send_raw(signed)
+    receipt = chain.wait_for_receipt(signed.tx_hash, timeout_s=timeout_s)
+    if require_success and not receipt.succeeded:
+        raise ChainError(f"{chain.name}: transaction {signed.tx_hash} reverted")
+    return receipt
+
+
+def token_call(*, chain: EvmChain, signer: Signer, token: str, function: str, args: Sequence = ()) -> Receipt:
+    """An admin or pauser call on a token (pause, unpause, setRedemptionVault, grantRole, ...)."""
+    return transact(chain=chain, signer=signer, build=lambda nonce: chain.sign_call(
+        signer=signer, token=token, function=function, args=args, nonce=nonce))
+
+
+def token_deploy(*, chain: EvmChain, name: str, symbol: str, decimals: int, vault: str | None = None) -> str:
+    """Deploy a product's token on `chain` with the configured signers in their roles; its address.
+
+    The admin key deploys and holds DEFAULT_ADMIN; the operator key gets MINTER and BURNER; the pauser
+    key PAUSER; redeemed tokens go to the chain's redemption vault."""
+    if not 0 <= decimals <= 36:
+        raise ValueError("decimals must be within 0..36")
+    admin = signer_for(chain.name, "admin")
+    operator = signer_for(chain.name, "operator")
+    pauser = signer_for(chain.name, "pauser")
+    vault = vault or redemption_vault(chain.name)
+    receipt = transact(chain=chain, signer=admin, build=lambda nonce: chain.sign_deploy(
+        signer=admin, name=name, symbol=symbol, decimals=decimals, admin=admin.address, minter=operator.address,
+        burner=operator.address, pauser=pauser.address, vault=vault, nonce=nonce))
+    if not receipt.contract_address:
+        raise ChainError(f"{chain.name}: the deployment {receipt.tx_hash} created no contract")
+    return receipt.contract_address
