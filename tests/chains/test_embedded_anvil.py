@@ -12,7 +12,7 @@ from tests.subprocesses import command_env, describe, run
 
 RECIPIENT = "0x000000000000000000000000000000000000dEaD"
 SCRIPT = """
-import json, sys
+import json, sys, time
 from config import embedded
 command = sys.argv[1]
 if command == "stop":
@@ -24,7 +24,9 @@ again = embedded.anvil_url("ethereum", 31337, profile="test")  # reused, not sta
 pid = (embedded.ANVIL_DIR / "test-ethereum.pid").read_text()
 if command == "send":
     sender = embedded.ipc_request(url, "eth_accounts")[0]
-    embedded.ipc_request(url, "eth_sendTransaction", [{"from": sender, "to": sys.argv[2], "value": hex(12345)}])
+    tx = embedded.ipc_request(url, "eth_sendTransaction", [{"from": sender, "to": sys.argv[2], "value": hex(12345)}])
+    while embedded.ipc_request(url, "eth_getTransactionReceipt", [tx]) is None:  # mined just after it answers
+        time.sleep(0.02)
 print(json.dumps({"url": url, "same": url == again, "pid": pid,
                   "block": int(embedded.ipc_request(url, "eth_blockNumber"), 16),
                   "balance": int(embedded.ipc_request(url, "eth_getBalance", [sys.argv[2], "latest"]), 16)}))
