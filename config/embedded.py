@@ -363,6 +363,16 @@ def anvil_running(name: str) -> bool:
     return _pid_alive(paths["pid"]) is not None and _anvil_chain_id(paths["ipc"]) is not None
 
 
+def anvil_reset_test_chain(url: str) -> bool:
+    """Back to genesis, if `url` is one of the test profile's embedded chains (never anything else):
+    the test suite starts each session on fresh chains, as it does on a fresh database."""
+    path = Path(url)
+    if path.parent != ANVIL_DIR or not path.name.startswith("test-") or path.suffix != ".ipc":
+        return False
+    ipc_request(path, "anvil_reset", [], timeout_s=30)
+    return True
+
+
 def stop_anvil() -> None:
     for name in anvil_instances():
         _stop_pid(_anvil_paths(name)["pid"])

@@ -43,6 +43,19 @@ def pytest_configure(config):
     _flush_with_triggers_off()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fresh_test_chains():
+    """The test database is new for each session; so are the test profile's own chains (the embedded
+    anvils, reset to genesis), so the two start out agreeing and the chains' state files stay small.
+    A chain at a configured RPC URL is never touched."""
+    from django.conf import settings
+
+    from config import embedded
+
+    for chain in settings.EVM_CHAINS.values():
+        embedded.anvil_reset_test_chain(chain["rpc_url"])
+
+
 @pytest.fixture
 def committed(transactional_db):
     """A database whose transactions really commit (for concurrency, Celery and HTTP-server tests).
