@@ -102,6 +102,9 @@ PRODUCTION_ENV = {
     "DATABASE_URL": "postgresql://issuer@db.invalid:5432/issuer",
     "CELERY_BROKER_URL": "redis://broker.invalid:6379/0",
     "ALLOWED_HOSTS": "issuer.example.com",
+    # Each EVM chain names its node and how deep a block must be before it is acted on.
+    **{f"EVM_{chain}_{name}": value for chain in ("ETHEREUM", "ARBITRUM", "BASE")
+       for name, value in (("RPC_URL", f"https://{chain.lower()}-rpc.invalid"), ("CONFIRMATIONS", "12"))},
 }
 
 
