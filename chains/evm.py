@@ -293,14 +293,13 @@ class EvmChain:
 
 
 @functools.cache
-def _cached_chain(name: str, rpc_url: str) -> EvmChain:
-    from chains.config import evm_chain_config
-
-    return EvmChain(evm_chain_config(name))
+def _cached_chain(config: EvmChainConfig) -> EvmChain:
+    return EvmChain(config)
 
 
 def evm_chain(name: str) -> EvmChain:
-    """The adapter of a configured chain, one per process (web3 providers hold a connection)."""
+    """The adapter of a configured chain, one per process and configuration (web3 providers hold a
+    connection)."""
     from chains.config import evm_chain_config
 
-    return _cached_chain(name, evm_chain_config(name).rpc_url)
+    return _cached_chain(evm_chain_config(name))

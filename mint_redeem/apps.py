@@ -20,3 +20,8 @@ class MintRedeemConfig(AppConfig):
         # Product terms change by proposal and a second person's approval (compliance.reference_changes).
         register(ProductTerms, fields=("broker", "custodian", "reference_price", "cash_buffer_bps", "fee_bps",
                                        "approval_threshold_cents", "market_hours_only", "redemption_addresses"))
+
+        # The chain executor (chains) claims and records our outbox rows through these (chains.outcomes).
+        from mint_redeem import chain_outcomes
+
+        chain_outcomes.register()
