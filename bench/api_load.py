@@ -112,6 +112,7 @@ def start_server(database_url: str, broker_url: str, port: int, workers: int, th
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": broker_url,
         "CELERY_DEFAULT_QUEUE": "bench-api",  # nothing consumes it: the bench measures the request path
+        "EVM_CHAINS": "",  # production names each chain's node; the request path needs none
         "ALLOWED_HOSTS": "127.0.0.1",
         "SECURE_SSL_REDIRECT": "false",
         "LOG_LEVEL": "WARNING",

@@ -176,7 +176,7 @@ def test_production_requires_the_second_factor_whatever_the_environment_says():
     env = command_env(ISSUER_ENV="production", SECRET_KEY="x" * 60, FIELD_ENCRYPTION_KEYS="y" * 40,
                       DATABASE_URL="postgresql://issuer@db.invalid/i",
                       CELERY_BROKER_URL="redis://broker.invalid:6379/0", ALLOWED_HOSTS="issuer.example.com",
-                      ADMIN_REQUIRE_OTP="false")
+                      EVM_CHAINS="", ADMIN_REQUIRE_OTP="false")
     result = manage("shell", "-c", "from django.conf import settings; print(settings.ADMIN_REQUIRE_OTP)", env=env)
     assert result.returncode == 0, describe(result)
     assert result.stdout.strip().splitlines()[-1] == "True"

@@ -46,7 +46,8 @@ def test_the_example_client_lists_products_mints_and_follows_the_mint(committed,
 
 def test_seed_demo_under_the_production_profile_refuses_with_a_clear_error(committed):
     production = command_env(ISSUER_ENV="production", SECRET_KEY="p" * 60,
-                             FIELD_ENCRYPTION_KEYS="field-encryption-key-production-0123456789")
+                             FIELD_ENCRYPTION_KEYS="field-encryption-key-production-0123456789",
+                             EVM_CHAINS="")  # production names each chain's node; none is needed here
     refused = manage("seed_demo", env=production)
     assert refused.returncode == 1, describe(refused)
     assert refused.stderr.strip() == ("CommandError: not_in_production: seed_demo (demo data) refuses to run under "
