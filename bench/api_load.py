@@ -108,7 +108,10 @@ def start_server(database_url: str, broker_url: str, port: int, workers: int, th
     env = {
         **os.environ,
         "ISSUER_ENV": "production",
-        "SECRET_KEY": os.environ["SECRET_KEY"],  # API keys' HMAC secrets are stored encrypted under it
+        "SECRET_KEY": os.environ["SECRET_KEY"],
+        # The bench (test profile) stores API keys' HMAC secrets under SECRET_KEY; production writes with a
+        # key of its own and still decrypts with the older one.
+        "FIELD_ENCRYPTION_KEYS": f"{secrets.token_urlsafe(40)},{os.environ['SECRET_KEY']}",
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": broker_url,
         "CELERY_DEFAULT_QUEUE": "bench-api",  # nothing consumes it: the bench measures the request path
