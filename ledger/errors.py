@@ -53,5 +53,6 @@ SQLSTATE_ERRORS: dict[str, type[LedgerError]] = {
     "LG003": BalanceConstraintViolation,
     "LG004": PendingTransferNotOpen,
     "LG005": PendingTransferExists,
+    "LG006": InvalidEventData,
     "LG010": LogImmutable,
 }

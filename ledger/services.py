@@ -93,12 +93,11 @@ def append(
         raise InvalidEventData(f"expected versions given for streams without events: {sorted(unknown_streams)}")
 
     connection = connections[using]
-    # Outside a caller's transaction, with nothing else to write (no idempotency record, no pending
-    # transfer to lock and read first), the SQL function is the whole
-    # command: run it as one autocommitted statement, one round trip instead of BEGIN/SELECT/COMMIT.
-    single_statement = (not connection.in_atomic_block and idempotency_key is None
-                        and not any(isinstance(p, PendingPost | PendingVoid) for item in prepared
-                                    for p in item.postings))
+    # Outside a caller's transaction, with nothing else to write (no idempotency record), the SQL
+    # function is the whole command: run it as one autocommitted statement, one round trip instead of
+    # BEGIN/SELECT/COMMIT. (Reading the pending transfers a batch resolves needs no transaction: see
+    # _read_pending.)
+    single_statement = not connection.in_atomic_block and idempotency_key is None
     # Otherwise a transaction: a savepoint when nested, so a caller can catch a conflict and go on,
     # unless the caller says it never does (`savepoint=False`: a failure rolls its whole transaction back).
     scope = (contextlib.nullcontext() if single_statement
@@ -110,7 +109,7 @@ def append(
             if previous is not None:
                 return AppendResult(events=_events_at(cursor, previous), duplicate=True)
 
-        pending_rows = _lock_pending(cursor, prepared)
+        pending_rows = _read_pending(cursor, prepared)
         batch_events, pending_ops, account_paths = [], [], {}
         ordinals: dict[str, int] = defaultdict(int)
         for item in prepared:
@@ -175,7 +174,10 @@ def _prepare(event: NewEvent) -> _Prepared:
                      postings=tuple(event.postings))
 
 
-def _lock_pending(cursor, prepared: list[_Prepared]) -> dict[str, tuple]:
+def _read_pending(cursor, prepared: list[_Prepared]) -> dict[str, tuple]:
+    """The pending transfers the batch resolves: accounts, asset and amount never change once opened.
+    No row lock (that needs UPDATE, which the application role lacks): ledger_append resolves a transfer
+    only while it is still pending, so of two racing resolves the second is refused all the same."""
     resolving = sorted({p.pending_id for item in prepared for p in item.postings
                         if isinstance(p, PendingPost | PendingVoid)})
     if not resolving:
@@ -187,8 +189,6 @@ def _lock_pending(cursor, prepared: list[_Prepared]) -> dict[str, tuple]:
         JOIN ledger_account d ON d.id = p.debit_account_id
         JOIN ledger_account c ON c.id = p.credit_account_id
         WHERE p.pending_id = ANY(%s)
-        ORDER BY p.pending_id
-        FOR UPDATE OF p
         """,
         [resolving],
     )

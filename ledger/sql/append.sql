@@ -1,10 +1,17 @@
 -- ledger_append(batch jsonb): the one write path into the log.
 --
+-- It runs as its owner (SECURITY DEFINER), the role that migrates: the application's role has no
+-- INSERT, UPDATE or DELETE on the ledger's tables and appends only by calling this function, so every
+-- check below holds for whatever batch it sends (ledger/roles.py). The search_path is pinned, with
+-- pg_temp last, so no object the caller creates (a temporary ledger_head, say) can stand in for ours.
+--
 -- In one call, inside the caller's transaction:
 --   1. checks each stream's expected version (optimistic concurrency) or, for "any", takes the
 --      stream row lock and continues from its current version;
---   2. refuses postings that do not sum to zero per asset per event;
---   3. opens / resolves pending transfers (each resolved at most once);
+--   2. refuses amounts that are not whole numbers of base units and postings that do not sum to
+--      zero per asset per event;
+--   3. opens / resolves pending transfers (each resolved at most once: a resolve changes the row
+--      only while it is still pending, so of two racing resolves the second is refused);
 --   4. updates balances (one upsert per account and asset, row locks taken in a fixed order, so
 --      writers never deadlock) and refuses to let a non-negative account go below zero;
 --   5. only then takes the global append lock, assigns positions, chains hashes, inserts events
@@ -14,9 +21,10 @@
 -- Errors use SQLSTATE class LG so the Python side can map them to precise exceptions:
 --   LG001 stream version conflict   LG002 unbalanced postings   LG003 balance constraint
 --   LG004 pending transfer not open LG005 pending transfer already exists
+--   LG006 an amount that is not a whole number
 CREATE OR REPLACE FUNCTION ledger_append(p jsonb)
 RETURNS TABLE(out_position bigint, out_version integer, out_hash bytea, out_recorded_at timestamptz)
-LANGUAGE plpgsql AS $fn$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $fn$
 DECLARE
     s jsonb;
     e jsonb;
@@ -73,7 +81,19 @@ BEGIN
         v_bases := v_bases || jsonb_build_object(s->>'id', v_base);
     END LOOP;
 
-    -- 2. postings balance per event and asset (posted and pending separately)
+    -- 2. amounts are whole numbers (numeric(78,0) would round 0.5 + 0.5 - 1, which sums to zero, to
+    --    1 + 1 - 1, which does not), then postings balance per event and asset (posted and pending apart)
+    FOR v_bad IN
+        SELECT ev.ordinality AS idx, ln.ordinality AS line
+        FROM jsonb_array_elements(p->'events') WITH ORDINALITY AS ev(value, ordinality),
+             jsonb_array_elements(ev.value->'lines') WITH ORDINALITY AS ln(value, ordinality)
+        WHERE NOT (coalesce(ln.value->>2, '') ~ '^-?[0-9]{1,78}$' AND coalesce(ln.value->>3, '') ~ '^-?[0-9]{1,78}$'
+                   AND coalesce(ln.value->>4, '') ~ '^-?[0-9]{1,78}$')
+        LIMIT 1
+    LOOP
+        RAISE EXCEPTION 'posting % of event % has an amount that is not a whole number', v_bad.line, v_bad.idx
+            USING ERRCODE = 'LG006';
+    END LOOP;
     FOR v_bad IN
         SELECT ev.ordinality AS idx, ln->>1 AS asset
         FROM jsonb_array_elements(p->'events') WITH ORDINALITY AS ev(value, ordinality),
@@ -101,8 +121,9 @@ BEGIN
         WHERE a.path IN (SELECT x->>'path' FROM jsonb_array_elements(p->'accounts') AS x);
     END IF;
 
-    -- 4. pending transfers
-    FOR o IN SELECT value FROM jsonb_array_elements(coalesce(p->'pending', '[]'::jsonb)) LOOP
+    -- 4. pending transfers, in id order (a fixed lock order, so writers never deadlock)
+    FOR o IN SELECT x.value FROM jsonb_array_elements(coalesce(p->'pending', '[]'::jsonb)) WITH ORDINALITY AS x
+             ORDER BY x.value->>'id', x.ordinality LOOP
         IF o->>'op' = 'open' THEN
             INSERT INTO ledger_pending(pending_id, debit_account_id, credit_account_id, asset, amount, state,
                                        opened_event_id)

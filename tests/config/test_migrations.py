@@ -37,6 +37,10 @@ INSTALLED_BODY_SHA256 = {
         "ledger_append": "a30acf61618af3eab80ac5454e042f985c360686bd1c56f55ef39e84e5af8da9",
         "ledger_refuse_change": "036b7e8d2a0290c2b65084b59e98f637b08d0c0f9ac74c41874db7d8292a3aab",
     },
+    ("ledger", "0005_append_as_owner"): {
+        "ledger_append": "e11b482bc84b829b33819418c0088c2de9625b9987b42b371c46ab21945f3d69",
+        "ledger_refuse_change": "036b7e8d2a0290c2b65084b59e98f637b08d0c0f9ac74c41874db7d8292a3aab",
+    },
 }
 
 CATALOG_QUERIES = {

@@ -1,0 +1,265 @@
+from importlib import import_module
+
+from django.db import migrations
+
+# ledger_append as of this migration, written out here (see 0002 and 0003): the same text as
+# ledger/sql/append.sql when this migration shipped.
+#
+# What changes: the function runs as its owner (SECURITY DEFINER) with a pinned search_path, and
+# nobody else may EXECUTE it until the owner grants it to the application role (ledger/roles.py, after
+# every migrate), because that role no longer writes the ledger's tables itself; it refuses amounts that
+# are not whole numbers (numeric(78,0) would round them, unbalancing postings that summed to zero);
+# and it resolves pending transfers in id order, since append() no longer locks them first (locking
+# needs UPDATE, which the application role does not have).
+
+APPEND_SQL = """-- ledger_append(batch jsonb): the one write path into the log.
+--
+-- It runs as its owner (SECURITY DEFINER), the role that migrates: the application's role has no
+-- INSERT, UPDATE or DELETE on the ledger's tables and appends only by calling this function, so every
+-- check below holds for whatever batch it sends (ledger/roles.py). The search_path is pinned, with
+-- pg_temp last, so no object the caller creates (a temporary ledger_head, say) can stand in for ours.
+--
+-- In one call, inside the caller's transaction:
+--   1. checks each stream's expected version (optimistic concurrency) or, for "any", takes the
+--      stream row lock and continues from its current version;
+--   2. refuses amounts that are not whole numbers of base units and postings that do not sum to
+--      zero per asset per event;
+--   3. opens / resolves pending transfers (each resolved at most once: a resolve changes the row
+--      only while it is still pending, so of two racing resolves the second is refused);
+--   4. updates balances (one upsert per account and asset, row locks taken in a fixed order, so
+--      writers never deadlock) and refuses to let a non-negative account go below zero;
+--   5. only then takes the global append lock, assigns positions, chains hashes, inserts events
+--      and postings and moves the head. The lock is held until commit, so positions become
+--      visible in commit order with no gaps, while steps 1-4 of other writers run in parallel.
+--
+-- Errors use SQLSTATE class LG so the Python side can map them to precise exceptions:
+--   LG001 stream version conflict   LG002 unbalanced postings   LG003 balance constraint
+--   LG004 pending transfer not open LG005 pending transfer already exists
+--   LG006 an amount that is not a whole number
+CREATE OR REPLACE FUNCTION ledger_append(p jsonb)
+RETURNS TABLE(out_position bigint, out_version integer, out_hash bytea, out_recorded_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $fn$
+DECLARE
+    s jsonb;
+    e jsonb;
+    l jsonb;
+    o jsonb;
+    v_count integer;
+    v_expected integer;
+    v_base integer;
+    v_bases jsonb := '{}'::jsonb;
+    v_accounts jsonb;
+    v_bad record;
+    v_head_pos bigint;
+    v_hash bytea;
+    v_ts timestamptz;
+    v_ts_text text;
+    v_event_index integer := 0;
+    v_violation text;
+    v_version integer;
+    v_versions integer[] := '{}';
+    a_event integer[] := '{}';
+    a_line integer[] := '{}';
+    a_account bigint[] := '{}';
+    a_asset text[] := '{}';
+    a_posted numeric[] := '{}';
+    a_pin numeric[] := '{}';
+    a_pout numeric[] := '{}';
+    a_pending text[] := '{}';
+    a_posted_after numeric[] := '{}';
+    a_pin_after numeric[] := '{}';
+    a_pout_after numeric[] := '{}';
+BEGIN
+    -- 1. stream versions (streams arrive sorted by id: a fixed lock order)
+    FOR s IN SELECT value FROM jsonb_array_elements(p->'streams') LOOP
+        v_count := (s->>'count')::integer;
+        IF jsonb_typeof(s->'expected') = 'number' THEN
+            v_expected := (s->>'expected')::integer;
+            IF v_expected = 0 THEN
+                INSERT INTO ledger_stream(stream_id, version) VALUES (s->>'id', v_count)
+                ON CONFLICT (stream_id) DO NOTHING;
+            ELSE
+                UPDATE ledger_stream SET version = v_expected + v_count
+                WHERE stream_id = s->>'id' AND version = v_expected;
+            END IF;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'stream % is not at version %', s->>'id', v_expected
+                    USING ERRCODE = 'LG001', DETAIL = s->>'id';
+            END IF;
+            v_base := v_expected;
+        ELSE
+            INSERT INTO ledger_stream(stream_id, version) VALUES (s->>'id', v_count)
+            ON CONFLICT (stream_id) DO UPDATE SET version = ledger_stream.version + EXCLUDED.version
+            RETURNING version - v_count INTO v_base;
+        END IF;
+        v_bases := v_bases || jsonb_build_object(s->>'id', v_base);
+    END LOOP;
+
+    -- 2. amounts are whole numbers (numeric(78,0) would round 0.5 + 0.5 - 1, which sums to zero, to
+    --    1 + 1 - 1, which does not), then postings balance per event and asset (posted and pending apart)
+    FOR v_bad IN
+        SELECT ev.ordinality AS idx, ln.ordinality AS line
+        FROM jsonb_array_elements(p->'events') WITH ORDINALITY AS ev(value, ordinality),
+             jsonb_array_elements(ev.value->'lines') WITH ORDINALITY AS ln(value, ordinality)
+        WHERE NOT (coalesce(ln.value->>2, '') ~ '^-?[0-9]{1,78}$' AND coalesce(ln.value->>3, '') ~ '^-?[0-9]{1,78}$'
+                   AND coalesce(ln.value->>4, '') ~ '^-?[0-9]{1,78}$')
+        LIMIT 1
+    LOOP
+        RAISE EXCEPTION 'posting % of event % has an amount that is not a whole number', v_bad.line, v_bad.idx
+            USING ERRCODE = 'LG006';
+    END LOOP;
+    FOR v_bad IN
+        SELECT ev.ordinality AS idx, ln->>1 AS asset
+        FROM jsonb_array_elements(p->'events') WITH ORDINALITY AS ev(value, ordinality),
+             jsonb_array_elements(ev.value->'lines') AS ln
+        GROUP BY ev.ordinality, ln->>1
+        HAVING sum((ln->>2)::numeric) <> 0 OR sum((ln->>3)::numeric - (ln->>4)::numeric) <> 0
+        LIMIT 1
+    LOOP
+        RAISE EXCEPTION 'postings of event % do not sum to zero for asset %', v_bad.idx, v_bad.asset
+            USING ERRCODE = 'LG002';
+    END LOOP;
+
+    -- 3. accounts (created on first use with the policy the caller declared; usually they all exist)
+    SELECT coalesce(jsonb_object_agg(a.path, a.id), '{}'::jsonb) INTO v_accounts
+    FROM ledger_account a
+    WHERE a.path IN (SELECT x->>'path' FROM jsonb_array_elements(p->'accounts') AS x);
+    IF (SELECT count(*) FROM jsonb_object_keys(v_accounts)) < jsonb_array_length(p->'accounts') THEN
+        INSERT INTO ledger_account(path, non_negative)
+        SELECT x->>'path', (x->>'non_negative')::boolean
+        FROM jsonb_array_elements(p->'accounts') AS x
+        ORDER BY 1
+        ON CONFLICT (path) DO NOTHING;
+        SELECT coalesce(jsonb_object_agg(a.path, a.id), '{}'::jsonb) INTO v_accounts
+        FROM ledger_account a
+        WHERE a.path IN (SELECT x->>'path' FROM jsonb_array_elements(p->'accounts') AS x);
+    END IF;
+
+    -- 4. pending transfers, in id order (a fixed lock order, so writers never deadlock)
+    FOR o IN SELECT x.value FROM jsonb_array_elements(coalesce(p->'pending', '[]'::jsonb)) WITH ORDINALITY AS x
+             ORDER BY x.value->>'id', x.ordinality LOOP
+        IF o->>'op' = 'open' THEN
+            INSERT INTO ledger_pending(pending_id, debit_account_id, credit_account_id, asset, amount, state,
+                                       opened_event_id)
+            VALUES (o->>'id', (v_accounts->>(o->>'debit'))::bigint, (v_accounts->>(o->>'credit'))::bigint,
+                    o->>'asset', (o->>'amount')::numeric, 'pending', (o->>'event_id')::uuid)
+            ON CONFLICT (pending_id) DO NOTHING;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'pending transfer % already exists', o->>'id' USING ERRCODE = 'LG005';
+            END IF;
+        ELSE
+            UPDATE ledger_pending
+            SET state = o->>'op', posted_amount = (o->>'amount')::numeric,
+                resolved_event_id = (o->>'event_id')::uuid
+            WHERE pending_id = o->>'id' AND state = 'pending' AND amount >= (o->>'amount')::numeric;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'pending transfer % is not open (or the amount exceeds it)', o->>'id'
+                    USING ERRCODE = 'LG004';
+            END IF;
+        END IF;
+    END LOOP;
+
+    -- 5. balances: one upsert per (account, asset), in a fixed order so writers never deadlock; the
+    --    running totals each posting stores (for as-of) follow from the new balance by a window sum.
+    WITH lines AS (
+        SELECT (ev.ordinality - 1)::integer AS ev_idx, (ln.ordinality - 1)::integer AS line_no,
+               (v_accounts->>(ln.value->>0))::bigint AS acc, ln.value->>1 AS asset,
+               (ln.value->>2)::numeric AS posted, (ln.value->>3)::numeric AS pin, (ln.value->>4)::numeric AS pout,
+               ln.value->>5 AS pend
+        FROM jsonb_array_elements(p->'events') WITH ORDINALITY AS ev(value, ordinality),
+             jsonb_array_elements(ev.value->'lines') WITH ORDINALITY AS ln(value, ordinality)
+    ), groups AS (
+        SELECT acc, asset, sum(posted) AS posted, sum(pin) AS pin, sum(pout) AS pout
+        FROM lines GROUP BY acc, asset
+    ), totals AS (
+        INSERT INTO ledger_balance AS b (account_id, asset, posted, pending_in, pending_out)
+        SELECT acc, asset, posted, pin, pout FROM groups ORDER BY acc, asset
+        ON CONFLICT (account_id, asset) DO UPDATE
+            SET posted = b.posted + EXCLUDED.posted,
+                pending_in = b.pending_in + EXCLUDED.pending_in,
+                pending_out = b.pending_out + EXCLUDED.pending_out
+        RETURNING b.account_id, b.asset, b.posted, b.pending_in, b.pending_out
+    ), detailed AS (
+        SELECT l.*,
+               t.posted - g.posted + sum(l.posted) OVER w AS posted_after,
+               t.pending_in - g.pin + sum(l.pin) OVER w AS pin_after,
+               t.pending_out - g.pout + sum(l.pout) OVER w AS pout_after,
+               (t.pending_in < 0 OR t.pending_out < 0
+                OR (a.non_negative AND t.posted - t.pending_out < 0)) AS violates,
+               a.path
+        FROM lines l
+        JOIN groups g ON g.acc = l.acc AND g.asset = l.asset
+        JOIN totals t ON t.account_id = l.acc AND t.asset = l.asset
+        JOIN ledger_account a ON a.id = l.acc
+        WINDOW w AS (PARTITION BY l.acc, l.asset ORDER BY l.ev_idx, l.line_no)
+    )
+    SELECT array_agg(ev_idx ORDER BY ev_idx, line_no), array_agg(line_no ORDER BY ev_idx, line_no),
+           array_agg(acc ORDER BY ev_idx, line_no), array_agg(asset ORDER BY ev_idx, line_no),
+           array_agg(posted ORDER BY ev_idx, line_no), array_agg(pin ORDER BY ev_idx, line_no),
+           array_agg(pout ORDER BY ev_idx, line_no), array_agg(pend ORDER BY ev_idx, line_no),
+           array_agg(posted_after ORDER BY ev_idx, line_no), array_agg(pin_after ORDER BY ev_idx, line_no),
+           array_agg(pout_after ORDER BY ev_idx, line_no),
+           min(CASE WHEN violates THEN path || ' ' || asset END)
+    INTO a_event, a_line, a_account, a_asset, a_posted, a_pin, a_pout, a_pending, a_posted_after, a_pin_after,
+         a_pout_after, v_violation
+    FROM detailed;
+    IF v_violation IS NOT NULL THEN
+        RAISE EXCEPTION 'account % would go negative', v_violation
+            USING ERRCODE = 'LG003', DETAIL = split_part(v_violation, ' ', 1);
+    END IF;
+
+    -- 6. the short global section: positions, hash chain, inserts, head. Held until commit.
+    PERFORM pg_advisory_xact_lock(7295316);
+    SELECT h.position, h.hash INTO v_head_pos, v_hash FROM ledger_head h WHERE h.id = 1;
+    v_ts := clock_timestamp();
+    v_ts_text := to_char(v_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
+    v_event_index := 0;
+    FOR e IN SELECT value FROM jsonb_array_elements(p->'events') LOOP
+        v_version := (v_bases->>(e->>'stream'))::integer + (e->>'ordinal')::integer;
+        v_head_pos := v_head_pos + 1;
+        v_hash := sha256(v_hash || convert_to(
+            '{"event":' || (e->>'body') || ',"position":' || v_head_pos || ',"recorded_at":"' || v_ts_text
+            || '","version":' || v_version || '}', 'UTF8'));
+        INSERT INTO ledger_event(position, event_id, stream_id, stream_version, event_type, schema_version,
+                                 data, metadata, recorded_at, hash)
+        VALUES (v_head_pos, (e->>'event_id')::uuid, e->>'stream', v_version, e->>'type',
+                (e->>'schema_version')::smallint, e->'data', p->'metadata', v_ts, v_hash);
+        out_position := v_head_pos;
+        out_version := v_version;
+        out_hash := v_hash;
+        out_recorded_at := v_ts;
+        RETURN NEXT;
+        v_event_index := v_event_index + 1;
+    END LOOP;
+
+    IF a_event IS NOT NULL THEN
+    INSERT INTO ledger_posting(position, line_no, account_id, asset, posted_delta, pending_in_delta,
+                               pending_out_delta, pending_id, posted_after, pending_in_after, pending_out_after)
+    SELECT v_head_pos - v_event_index + 1 + u.ev, u.ln, u.acc, u.asset, u.posted, u.pin, u.pout, u.pend,
+           u.posted_after, u.pin_after, u.pout_after
+    FROM unnest(a_event, a_line, a_account, a_asset, a_posted, a_pin, a_pout, a_pending,
+                a_posted_after, a_pin_after, a_pout_after)
+         AS u(ev, ln, acc, asset, posted, pin, pout, pend, posted_after, pin_after, pout_after);
+    END IF;
+
+    UPDATE ledger_head SET position = v_head_pos, hash = v_hash WHERE id = 1;
+END;
+$fn$;
+"""
+
+PREVIOUS_APPEND_SQL = import_module("ledger.migrations.0003_append_single_upsert").APPEND_SQL
+
+REVOKE_FROM_PUBLIC_SQL = "REVOKE ALL ON FUNCTION ledger_append(jsonb) FROM PUBLIC"
+GRANT_TO_PUBLIC_SQL = "GRANT EXECUTE ON FUNCTION ledger_append(jsonb) TO PUBLIC"
+
+
+class Migration(migrations.Migration):
+    """ledger_append as the owner, for an application role that cannot write the ledger's tables."""
+
+    dependencies = [("ledger", "0004_lean_indexes")]
+
+    operations = [
+        # Going back re-installs 0003's text, which also drops SECURITY DEFINER and the search_path.
+        migrations.RunSQL(APPEND_SQL, PREVIOUS_APPEND_SQL),
+        migrations.RunSQL(REVOKE_FROM_PUBLIC_SQL, GRANT_TO_PUBLIC_SQL),
+    ]
