@@ -68,14 +68,14 @@ def _wanted(perm, role: str) -> bool:
     return False
 
 
-def sync_role_permissions(*, group_model=None, permission_model=None) -> None:
+def sync_role_permissions(*, group_model=None, permission_model=None, using: str = "default") -> None:
     if group_model is None or permission_model is None:
         from django.contrib.auth.models import Group, Permission
 
         group_model, permission_model = Group, Permission
-    perms = list(permission_model.objects.select_related("content_type"))
+    perms = list(permission_model.objects.using(using).select_related("content_type"))
     for role in ALL_ROLES:
-        group, _ = group_model.objects.get_or_create(name=role)
+        group, _ = group_model.objects.using(using).get_or_create(name=role)
         group.permissions.set([p for p in perms if _wanted(p, role)])
 
 
@@ -89,4 +89,6 @@ def sync_role_permissions_on_migrate(sender, using="default", **kwargs) -> None:
         return
     if not Group.objects.using(using).filter(name__in=ALL_ROLES).exists():
         return  # our data migration has not run (e.g. migrating another app first)
-    sync_role_permissions()
+    # On the connection that migrated (the owner's): the application role's privileges are granted
+    # only once migrate is done.
+    sync_role_permissions(using=using)

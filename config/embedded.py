@@ -11,6 +11,11 @@ Each configured EVM chain without an EVM_<CHAIN>_RPC_URL gets its own anvil (npm
 on a clean stop, and loaded again on the next start, so a restart keeps the chain as the database
 keeps its rows. The test profile gets chains of its own, as it gets a database of its own.
 
+The database has two roles, as production should (README, "A database the application cannot
+rewrite"): `issuer_owner` owns the database and its tables and runs migrations; `issuer_app`, the
+role the web server, workers and tests use, owns nothing. The server's bootstrap superuser only
+creates them (and takes over a database an earlier version created as itself).
+
 Servers are started once and reused by every later command (they outlive the process that
 started them); `python -m config.embedded stop` stops them cleanly. Starting is serialised with a
 file lock, and a start that fails part-way stops what it started before raising.
@@ -38,6 +43,8 @@ DATA_DIR = Path(os.environ.get("ISSUER_DATA_DIR", PROJECT_ROOT / ".data")).resol
 PG_DATA = DATA_DIR / "postgres"
 REDIS_DIR = DATA_DIR / "redis"
 DATABASE_NAME = "issuer"
+OWNER_ROLE = "issuer_owner"
+APP_ROLE = "issuer_app"
 
 # platformdirs warns when XDG_RUNTIME_DIR is unset (as under CI); the fallback it picks is fine.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
@@ -77,15 +84,102 @@ def _postmaster_info():
 
 
 def postgres_url(database: str = DATABASE_NAME) -> str:
-    """Start (or reuse) the embedded server and return a URL for `database`, creating it if needed."""
+    """Start (or reuse) the embedded server and return the bootstrap superuser's URL for `database`,
+    creating the database if needed (the benchmarks' fresh databases use this)."""
+    info = _running_postgres()
+    _ensure_database(info.get_uri(database="postgres"), database)
+    return info.get_uri(database=database)
+
+
+def postgres_urls() -> tuple[str, str]:
+    """Start (or reuse) the embedded server and return (application URL, owner URL) for the project's
+    database, creating the two roles and the database (owned by the owner role) if needed."""
+    info = _running_postgres()
+    admin_url = info.get_uri(database="postgres")
+    if not _roles_ready(admin_url):
+        with _start_lock():
+            _ensure_roles(admin_url, info)
+    return info.get_uri(user=APP_ROLE, database=DATABASE_NAME), info.get_uri(user=OWNER_ROLE, database=DATABASE_NAME)
+
+
+def _running_postgres():
     info = _postmaster_info()
     if info is None:
         with _start_lock():
             info = _postmaster_info()
             if info is None:
                 info = _start_postgres()
-    _ensure_database(info.get_uri(database="postgres"), database)
-    return info.get_uri(database=database)
+    return info
+
+
+_ROLES_READY_SQL = """
+SELECT count(*) = 2
+       AND pg_has_role(%(owner)s, %(app)s, 'MEMBER')
+       AND (SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %(database)s) = %(owner)s
+FROM pg_roles WHERE rolname IN (%(owner)s, %(app)s) AND NOT rolsuper
+"""
+
+
+def _roles_ready(admin_url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        params = {"owner": OWNER_ROLE, "app": APP_ROLE, "database": DATABASE_NAME}
+        return bool(conn.execute(_ROLES_READY_SQL, params).fetchone()[0])
+
+
+def _ensure_roles(admin_url: str, info) -> None:
+    """The owner may create databases (the test harness creates test_issuer as it); it is a member of
+    the application role only so the test harness can `SET ROLE` to it. Neither is a superuser."""
+    import psycopg
+    from psycopg import sql
+
+    owner, app = sql.Identifier(OWNER_ROLE), sql.Identifier(APP_ROLE)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        existing = {row[0] for row in conn.execute("SELECT rolname FROM pg_roles WHERE rolname = ANY(%s)",
+                                                   [[OWNER_ROLE, APP_ROLE]])}
+        if OWNER_ROLE not in existing:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEDB").format(owner))
+        if APP_ROLE not in existing:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(app))
+        conn.execute(sql.SQL("GRANT {} TO {}").format(app, owner))
+        row = conn.execute("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                           [DATABASE_NAME]).fetchone()
+        if row is None:
+            conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(DATABASE_NAME), owner))
+        elif row[0] != OWNER_ROLE:
+            _hand_over(conn, info.get_uri(database=DATABASE_NAME))
+        # A test database left behind by an interrupted run was created by the superuser before the
+        # two roles existed: the owner must own it to drop it.
+        for (name,) in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%%' "
+                                    "AND pg_get_userbyid(datdba) <> %s", [OWNER_ROLE]).fetchall():
+            conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(name), owner))
+
+
+def _hand_over(admin_conn, database_url: str) -> None:
+    """A database created before the two roles existed belongs to the superuser, and so do its tables
+    and functions: give them to the owner role, which migrations now run as."""
+    import psycopg
+    from psycopg import sql
+
+    owner = sql.Identifier(OWNER_ROLE)
+    admin_conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(DATABASE_NAME), owner))
+    with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+        # Tables first: their sequences and indexes go with them.
+        for kind, name in conn.execute(
+                "SELECT c.relkind, c.oid::regclass::text FROM pg_class c "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S') "
+                "AND pg_get_userbyid(c.relowner) <> %s ORDER BY c.relkind = 'S', 2", [OWNER_ROLE]).fetchall():
+            if kind == "S" and conn.execute("SELECT pg_get_userbyid(relowner) = %s FROM pg_class "
+                                            "WHERE oid = %s::regclass", [OWNER_ROLE, name]).fetchone()[0]:
+                continue
+            statement = {"S": "ALTER SEQUENCE", "v": "ALTER VIEW", "m": "ALTER MATERIALIZED VIEW"}.get(kind, "ALTER TABLE")
+            conn.execute(sql.SQL(statement + " {} OWNER TO {}").format(sql.SQL(name), owner))
+        for (signature,) in conn.execute(
+                "SELECT p.oid::regprocedure::text FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                "WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) <> %s", [OWNER_ROLE]).fetchall():
+            conn.execute(sql.SQL("ALTER ROUTINE {} OWNER TO {}").format(sql.SQL(signature), owner))
 
 
 def _start_postgres():

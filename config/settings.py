@@ -112,6 +112,12 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
+# Two roles (see README, "A database the application cannot rewrite"): DATABASE_URL is the
+# application's connection (web, workers, every command but migrate); DATABASE_OWNER_URL, when set, is
+# the role that owns the tables and runs `manage.py migrate` (the "owner" alias). The application role
+# owns nothing and may only read the ledger and append to it through ledger_append(). Unset, one role
+# does both, as before. The embedded default sets up both roles.
+DATABASE_OWNER_URL = os.environ.get("DATABASE_OWNER_URL") or None
 if os.environ.get("DATABASE_URL"):
     DATABASE_URL = os.environ["DATABASE_URL"]
 elif IS_PRODUCTION:
@@ -119,27 +125,42 @@ elif IS_PRODUCTION:
 else:
     from config import embedded
 
-    DATABASE_URL = embedded.postgres_url()
+    DATABASE_URL, DATABASE_OWNER_URL = embedded.postgres_urls()
 
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))}
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-# Server-side binding lets psycopg prepare a statement once it has run a few times on a connection, so
-# PostgreSQL stops parsing and planning the same hot-path statements on every request. Set
-# DB_PREPARED_STATEMENTS=false behind a connection pooler that cannot carry prepared statements.
-if os.environ.get("DB_PREPARED_STATEMENTS", "true").lower() != "false":
-    DATABASES["default"].setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
-# A backend whose client is gone (a web server killed mid-request, its machine vanished) ends its transaction
-# within seconds, even while it waits on a lock, instead of when it next tries to talk to the client: what
-# the transaction held (an idempotency claim, row locks, a reservation) is freed with it. The socket check
-# runs every DB_CLIENT_CHECK_INTERVAL_MS while a statement runs (0 turns both checks off, e.g. behind a
-# pooler that refuses startup options); TCP keepalives catch a peer that vanished without closing.
-_client_check_ms = int(os.environ.get("DB_CLIENT_CHECK_INTERVAL_MS", "1000"))
-if _client_check_ms > 0:
-    _options = DATABASES["default"].setdefault("OPTIONS", {})
-    _options["options"] = " ".join(filter(None, [
-        _options.get("options", ""), f"-c client_connection_check_interval={_client_check_ms}",
-        "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"]))
-DATABASES["default"].setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME", "test_issuer")
+
+def _database(url: str, conn_max_age: int) -> dict:
+    database = dj_database_url.parse(url, conn_max_age=conn_max_age)
+    database["CONN_HEALTH_CHECKS"] = True
+    # Server-side binding lets psycopg prepare a statement once it has run a few times on a connection, so
+    # PostgreSQL stops parsing and planning the same hot-path statements on every request. Set
+    # DB_PREPARED_STATEMENTS=false behind a connection pooler that cannot carry prepared statements.
+    if os.environ.get("DB_PREPARED_STATEMENTS", "true").lower() != "false":
+        database.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
+    # A backend whose client is gone (a web server killed mid-request, its machine vanished) ends its
+    # transaction within seconds, even while it waits on a lock, instead of when it next tries to talk to
+    # the client: what the transaction held (an idempotency claim, row locks, a reservation) is freed with
+    # it. The socket check runs every DB_CLIENT_CHECK_INTERVAL_MS while a statement runs (0 turns both
+    # checks off, e.g. behind a pooler that refuses startup options); TCP keepalives catch a peer that
+    # vanished without closing.
+    client_check_ms = int(os.environ.get("DB_CLIENT_CHECK_INTERVAL_MS", "1000"))
+    if client_check_ms > 0:
+        options = database.setdefault("OPTIONS", {})
+        options["options"] = " ".join(filter(None, [
+            options.get("options", ""), f"-c client_connection_check_interval={client_check_ms}",
+            "-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3"]))
+    database.setdefault("TEST", {})["NAME"] = os.environ.get("TEST_DATABASE_NAME", "test_issuer")
+    return database
+
+
+DATABASES = {"default": _database(DATABASE_URL, int(os.environ.get("DB_CONN_MAX_AGE", "60")))}
+# The role the owner grants privileges to after migrating; None when one role does everything.
+DATABASE_APP_ROLE: str | None = None
+if DATABASE_OWNER_URL:
+    DATABASES["owner"] = _database(DATABASE_OWNER_URL, 0)
+    if not DATABASES["default"]["USER"]:
+        raise ImproperlyConfigured("DATABASE_URL must name its user when DATABASE_OWNER_URL is set")
+    if DATABASES["owner"]["USER"] != DATABASES["default"]["USER"]:
+        DATABASE_APP_ROLE = DATABASES["default"]["USER"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Celery -----------------------------------------------------------------------------------

@@ -24,7 +24,10 @@ def command_env(**extra: str) -> dict[str, str]:
     worker fixture does)."""
     from django.conf import settings
 
-    env = {key: value for key, value in os.environ.items() if key not in _MAKE_VARIABLES}
+    env = {key: value for key, value in os.environ.items() if key not in (*_MAKE_VARIABLES, "DATABASE_OWNER_URL")}
+    if settings.DATABASE_OWNER_URL:
+        # An operator's shell has both (migrate and `ledger rebuild` use the owner; nothing else does).
+        env["DATABASE_OWNER_URL"] = database_url_for_tests(owner=True)
     env.update({
         "ISSUER_ENV": "test",
         "DATABASE_URL": database_url_for_tests(),

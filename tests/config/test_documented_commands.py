@@ -51,6 +51,7 @@ def test_make_stop_stops_the_embedded_postgres_redis_and_chains():
 
 # Each command the README documents, and the test that runs it as printed.
 RUN_AS_PRINTED = {
+    "manage.py migrate": "tests/config/test_two_roles.py::test_migrate_runs_as_the_owner_and_grants_the_application_role",
     "manage.py requests_stuck": "tests/mint_redeem/test_nothing_stuck.py::"
                                 "test_the_command_finds_a_stuck_request_and_exits_nonzero",
     "manage.py ledger verify": "tests/ledger/test_commands_as_run.py::test_verify_exits_non_zero_and_names_a_tampered_event",
@@ -107,7 +108,7 @@ def test_every_command_the_readme_documents_has_a_test_that_runs_it():
     assert {"manage.py ledger verify", "make lint", "examples/mm_client.py mint"} <= documented  # the parser works
     assert documented == set(RUN_AS_PRINTED) | set(NOT_RUN), (
         f"documented without a test: {sorted(documented - set(RUN_AS_PRINTED) - set(NOT_RUN))}; "
-        f"listed but no longer documented: {sorted(set(RUN_AS_PRINTED) | set(NOT_RUN) - documented)}")
+        f"listed but no longer documented: {sorted((set(RUN_AS_PRINTED) | set(NOT_RUN)) - documented)}")
     for command, node in RUN_AS_PRINTED.items():
         path, name = node.split("::")
         assert re.search(rf"^def {name}\(", (ROOT / path).read_text(encoding="utf-8"), re.MULTILINE), (

@@ -10,16 +10,15 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
-import uuid
 from importlib import import_module
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
-import pytest
 from django.db import migrations
 from django.db.migrations.loader import MigrationLoader
 
+from tests.config.conftest import url_for
 from tests.conftest import ROOT, database_url_for_tests
 from tests.subprocesses import command_env, describe, manage
 
@@ -52,6 +51,15 @@ CATALOG_QUERIES = {
     "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'",
     "constraints": "SELECT c.conrelid::regclass::text || ' ' || c.conname, pg_get_constraintdef(c.oid) "
                    "FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = 'public'",
+    # Who may do what (the application role's grants, ledger/roles.py), on tables, sequences and functions.
+    # (ACL entries sorted: their order records the order of the grants, not what they allow.)
+    "privileges": "SELECT c.relkind::text || ' ' || c.oid::regclass::text, "
+                  "(SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(c.relacl) a) FROM pg_class c "
+                  "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+                  "AND c.relkind IN ('r', 'p', 'S', 'v', 'm') "
+                  "UNION ALL SELECT 'f ' || p.oid::regprocedure::text, "
+                  "(SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest(p.proacl) a) FROM pg_proc p "
+                  "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'",
 }
 
 
@@ -111,10 +119,6 @@ def test_the_sql_in_ledger_sql_is_what_the_latest_migration_installs():
 
 # --- a real database, migrated as a user would ---------------------------------------------------
 
-def _url_for(database: str) -> str:
-    return urlunsplit(urlsplit(database_url_for_tests())._replace(path="/" + database))
-
-
 def catalog(url: str) -> dict[str, dict[str, str]]:
     with psycopg.connect(url) as conn:
         return {name: dict(conn.execute(query).fetchall()) for name, query in CATALOG_QUERIES.items()}
@@ -127,24 +131,14 @@ def function_bodies_sha256(url: str) -> dict[str, str]:
     return {name: hashlib.sha256(body.encode()).hexdigest() for name, body in rows}
 
 
-@pytest.fixture
-def scratch_database(django_db_setup, django_db_blocker):
-    """An empty database on the test server, dropped afterwards."""
-    with django_db_blocker.unblock():
-        name = f"{urlsplit(database_url_for_tests()).path.lstrip('/')}_scratch_{uuid.uuid4().hex[:8]}"
-        admin = _url_for("postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        with django_db_blocker.unblock():
-            yield _url_for(name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-
-
 def migrate(url: str, *target: str) -> None:
-    result = manage("migrate", "--no-input", *target, env=command_env(DATABASE_URL=url), timeout_s=300)
+    """`manage.py migrate` with DATABASE_URL = url (the application role's) and, when there are two
+    roles, DATABASE_OWNER_URL = the owner's URL for the same database, as a deployment runs it."""
+    from django.conf import settings
+
+    database = urlsplit(url).path.lstrip("/")
+    owner = {"DATABASE_OWNER_URL": url_for(database, owner=True)} if settings.DATABASE_OWNER_URL else {}
+    result = manage("migrate", "--no-input", *target, env=command_env(DATABASE_URL=url, **owner), timeout_s=300)
     assert result.returncode == 0, describe(result)
 
 

@@ -63,7 +63,8 @@ def test_every_state_has_a_mover_and_a_way_out(kind, machine, actions, in_kind):
 
 
 def run_command(*args):
-    env = {**os.environ, "DATABASE_URL": database_url_for_tests(), "ISSUER_ENV": "test"}
+    env = {**{key: value for key, value in os.environ.items() if key != "DATABASE_OWNER_URL"},
+           "DATABASE_URL": database_url_for_tests(), "ISSUER_ENV": "test"}
     return subprocess.run([sys.executable, "manage.py", "requests_stuck", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -4,7 +4,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ledger import integrity
+from ledger import integrity, roles
 
 
 class Command(BaseCommand):
@@ -14,7 +14,7 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         verify = sub.add_parser("verify", help="recompute the hash chain and check every invariant")
         verify.add_argument("--skip-projections", action="store_true", help="skip replaying app read models")
-        rebuild = sub.add_parser("rebuild", help="replay the log into fresh projections")
+        rebuild = sub.add_parser("rebuild", help="replay the log into fresh projections (as the owner role)")
         rebuild.add_argument("--check", action="store_true", help="compare with the stored projections; change nothing")
         export = sub.add_parser("export", help="write the log as JSON Lines")
         export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
@@ -29,7 +29,10 @@ class Command(BaseCommand):
                 raise CommandError(f"first bad: {problems[0]}", returncode=1)
             self.stdout.write("ledger verify OK")
         elif action == "rebuild":
-            result = integrity.rebuild(check=options["check"])
+            # Installing projections writes the ledger's tables, which only the owner role may do;
+            # --check only reads, as the application role.
+            result = integrity.rebuild(check=options["check"],
+                                       using="default" if options["check"] else roles.owner_database())
             if result.problems:
                 for problem in result.problems[:20]:
                     self.stderr.write(f"  {problem}")
