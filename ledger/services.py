@@ -9,6 +9,10 @@ the version the caller last saw (0 for a new stream); a stream left out is appen
 version it has (its row lock serialises writers). Call `append` last in a command's transaction:
 from the moment its SQL runs until commit, it holds the short global lock that keeps positions in
 commit order.
+
+After the transaction commits, each append logs the new head (logger `ledger.head`: position and
+hash), so the chain's tip is recorded outside the database as it grows: a rewrite of the database
+would have to match every head already in the logs.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -33,6 +38,8 @@ from ledger.errors import (
     UnbalancedPostings,
 )
 from ledger.postings import Line, PendingOpen, PendingPost, PendingVoid, Posting
+
+head_log = logging.getLogger("ledger.head")
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,11 @@ def append(
                 "UPDATE ledger_idempotency SET positions = %s::jsonb WHERE key = %s",
                 [json.dumps([event.position for event in recorded]), idempotency_key],
             )
+    if head_log.isEnabledFor(logging.INFO):
+        # Runs at once when the statement autocommitted; never if the caller's transaction rolls back.
+        head = recorded[-1]
+        transaction.on_commit(lambda: head_log.info("ledger head", extra={"position": head.position,
+                                                                         "hash": head.hash.hex()}), using=using)
     return AppendResult(events=recorded)
 
 
