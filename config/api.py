@@ -70,7 +70,6 @@ LEDGER_REFUSALS: dict[type[ledger_errors.LedgerError], tuple[int, str, bool]] = 
     ledger_errors.InvalidEventData: (status.HTTP_422_UNPROCESSABLE_ENTITY, "invalid_event_data", True),
     ledger_errors.UnknownEventType: (status.HTTP_422_UNPROCESSABLE_ENTITY, "unknown_event_type", True),
     ledger_errors.LogImmutable: (status.HTTP_422_UNPROCESSABLE_ENTITY, "ledger_append_only", True),
-    ledger_errors.IdempotencyKeyReused: (status.HTTP_409_CONFLICT, "idempotency_key_reused", False),
 }
 # Any LedgerError a newer ledger adds before it gets its own line above.
 _LEDGER_FALLBACK = (status.HTTP_422_UNPROCESSABLE_ENTITY, "ledger_refused", True)

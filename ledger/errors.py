@@ -37,12 +37,6 @@ class InvalidEventData(LedgerError):
     code = "invalid_event_data"
 
 
-class IdempotencyKeyReused(LedgerError):
-    """The idempotency key was used before for a different command."""
-
-    code = "idempotency_key_reused"
-
-
 class LogImmutable(LedgerError):
     code = "ledger_append_only"
 

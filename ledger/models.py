@@ -141,16 +141,3 @@ class Head(models.Model):
 
     def __str__(self) -> str:
         return f"head #{self.position}"
-
-
-class IdempotencyRecord(models.Model):
-    key = models.TextField(primary_key=True)
-    request_hash = models.BinaryField()
-    positions = models.JSONField(null=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        db_table = "ledger_idempotency"
-
-    def __str__(self) -> str:
-        return self.key

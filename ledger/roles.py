@@ -16,9 +16,8 @@ Why each table is closed to the application, and not only the log itself:
   ledger_pending                a resolved transfer reopened could be posted twice.
   ledger_stream                 stream versions are the optimistic-concurrency check.
   ledger_account                the non-negative flag decides which balances may go below zero.
-ledger_idempotency stays writable: append() claims keys there before calling the function. It holds
-no value and no part of the chain, and the application may append any command the function accepts
-anyway; a forged key can only make it refuse or repeat a command it could send itself.
+The application writes no table of the ledger directly (requests are deduplicated by the API's own
+idempotency records, compliance.idempotency, which are ordinary application tables).
 
 `grant_application_role` runs after every `manage.py migrate` (ledger/management/commands/migrate.py),
 so tables a later migration creates are granted, and it is idempotent. Default privileges grant
@@ -39,7 +38,7 @@ APPEND_ONLY_THROUGH_FUNCTION = (
     "ledger_account",
 )
 # Tables of the ledger the application writes directly (see above).
-APPLICATION_WRITABLE_LEDGER_TABLES = ("ledger_idempotency",)
+APPLICATION_WRITABLE_LEDGER_TABLES: tuple[str, ...] = ()
 APPLICATION_FUNCTIONS = ("ledger_append(jsonb)",)
 
 

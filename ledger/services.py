@@ -4,6 +4,9 @@
                             postings=[Line("participant/7/cash", "USD", -100_00), ...])],
            expected={"mint-42": 0}, actor="user:3", correlation_id=..., idempotency_key=...)
 
+`idempotency_key` is recorded in the events' metadata (the API request's `Idempotency-Key`); the API
+deduplicates requests (compliance.idempotency), the ledger records which request an event came from.
+
 Several events on several streams go in one call and one transaction. `expected` maps a stream to
 the version the caller last saw (0 for a new stream); a stream left out is appended to at whatever
 version it has (its row lock serialises writers). Call `append` last in a command's transaction:
@@ -18,7 +21,6 @@ would have to match every head already in the logs.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import uuid
@@ -32,7 +34,6 @@ from django.db import DatabaseError, connections, transaction
 from ledger import accounts, canonical, events
 from ledger.errors import (
     SQLSTATE_ERRORS,
-    IdempotencyKeyReused,
     InvalidEventData,
     PendingTransferNotOpen,
     UnbalancedPostings,
@@ -67,7 +68,6 @@ class RecordedEvent:
 @dataclass(frozen=True)
 class AppendResult:
     events: list[RecordedEvent]
-    duplicate: bool = False
 
     @property
     def last_position(self) -> int:
@@ -100,22 +100,15 @@ def append(
         raise InvalidEventData(f"expected versions given for streams without events: {sorted(unknown_streams)}")
 
     connection = connections[using]
-    # Outside a caller's transaction, with nothing else to write (no idempotency record), the SQL
-    # function is the whole command: run it as one autocommitted statement, one round trip instead of
-    # BEGIN/SELECT/COMMIT. (Reading the pending transfers a batch resolves needs no transaction: see
-    # _read_pending.)
-    single_statement = not connection.in_atomic_block and idempotency_key is None
+    # Outside a caller's transaction the SQL function is the whole command: run it as one autocommitted
+    # statement, one round trip instead of BEGIN/SELECT/COMMIT. (Reading the pending transfers a batch
+    # resolves needs no transaction: see _read_pending.)
+    single_statement = not connection.in_atomic_block
     # Otherwise a transaction: a savepoint when nested, so a caller can catch a conflict and go on,
     # unless the caller says it never does (`savepoint=False`: a failure rolls its whole transaction back).
     scope = (contextlib.nullcontext() if single_statement
              else transaction.atomic(using=using, savepoint=savepoint))
     with scope, connection.cursor() as cursor:
-        if idempotency_key is not None:
-            request_hash = _request_hash(prepared, expected)
-            previous = _claim_idempotency_key(cursor, idempotency_key, request_hash)
-            if previous is not None:
-                return AppendResult(events=_events_at(cursor, previous), duplicate=True)
-
         pending_rows = _read_pending(cursor, prepared)
         batch_events, pending_ops, account_paths = [], [], {}
         ordinals: dict[str, int] = defaultdict(int)
@@ -156,11 +149,6 @@ def append(
                           metadata=metadata, recorded_at=row[3], hash=bytes(row[2]))
             for row, ev in zip(rows, batch_events, strict=True)
         ]
-        if idempotency_key is not None:
-            cursor.execute(
-                "UPDATE ledger_idempotency SET positions = %s::jsonb WHERE key = %s",
-                [json.dumps([event.position for event in recorded]), idempotency_key],
-            )
     if head_log.isEnabledFor(logging.INFO):
         # Runs at once when the statement autocommitted; never if the caller's transaction rolls back.
         head = recorded[-1]
@@ -275,41 +263,6 @@ def _check_balanced(event_type: str, lines: list[list]) -> None:
     bad = sorted(asset for asset in set(posted) | set(pending) if posted[asset] or pending[asset])
     if bad:
         raise UnbalancedPostings(f"postings of {event_type} do not sum to zero for {', '.join(bad)}")
-
-
-def _request_hash(prepared: list[_Prepared], expected: Mapping[str, int]) -> bytes:
-    def posting_repr(posting: Posting) -> list:
-        return [type(posting).__name__, *[str(v) for v in vars(posting).values()]]
-
-    doc = {
-        "expected": {k: v for k, v in expected.items()},
-        "events": [[p.stream, p.type, p.data, [posting_repr(x) for x in p.postings]] for p in prepared],
-    }
-    return hashlib.sha256(canonical.encode(doc)).digest()
-
-
-def _claim_idempotency_key(cursor, key: str, request_hash: bytes) -> list[int] | None:
-    cursor.execute(
-        "INSERT INTO ledger_idempotency(key, request_hash, created_at) VALUES (%s, %s, now()) "
-        "ON CONFLICT (key) DO NOTHING RETURNING key",
-        [key, request_hash],
-    )
-    if cursor.fetchone() is not None:
-        return None
-    cursor.execute("SELECT request_hash, positions FROM ledger_idempotency WHERE key = %s", [key])
-    stored_hash, positions = cursor.fetchone()
-    if bytes(stored_hash) != request_hash:
-        raise IdempotencyKeyReused(f"idempotency key {key!r} was already used for a different command")
-    return positions if isinstance(positions, list) else json.loads(positions)
-
-
-def _events_at(cursor, positions: list[int]) -> list[RecordedEvent]:
-    cursor.execute(
-        "SELECT position, event_id, stream_id, stream_version, event_type, schema_version, data, metadata, "
-        "recorded_at, hash FROM ledger_event WHERE position = ANY(%s) ORDER BY position",
-        [positions],
-    )
-    return [row_to_event(row) for row in cursor.fetchall()]
 
 
 def row_to_event(row) -> RecordedEvent:

@@ -53,11 +53,6 @@ def test_a_rolled_back_append_logs_nothing(committed, tag, head_log):
         append(events=[moved(tag)], actor="system")
         raise RuntimeError("the command fails after its append")
     assert heads_logged(head_log) == []
-    # Nor does a replay of an idempotent command, which appends nothing.
-    first = append(events=[moved(tag)], actor="system", idempotency_key=f"k-{tag}")
-    again = append(events=[moved(tag)], actor="system", idempotency_key=f"k-{tag}")
-    assert again.duplicate
-    assert heads_logged(head_log) == [(first.last_position, first.events[-1].hash.hex())]
 
 
 def test_the_json_log_line_carries_position_and_hash(committed, tag, head_log):
