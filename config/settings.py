@@ -400,6 +400,9 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # Mint funding and redemption payout are the same choice: settle in cash or in kind.
     "ENUM_NAME_OVERRIDES": {"CashOrInKindEnum": "mint_redeem.models.MintRequest.Funding"},
+    # <id:...> (config.converters): a database id, 1 to PostgreSQL's largest bigint.
+    "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 1,
+                                        "maximum": 9223372036854775807}},
     # Swagger UI from the installed drf-spectacular-sidecar package, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
