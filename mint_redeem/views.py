@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import django_filters
 from django.http import Http404
+from django_filters.utils import translate_validation
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
@@ -65,6 +67,8 @@ class NewestFirst(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    cursor_query_description = "opaque cursor from `next` or `previous` (a cursor this list did not give is a 404)"
+    page_size_query_description = "results per page, 1-200 (default 50)"
 
 
 class _RequestFilter(django_filters.FilterSet):
@@ -76,7 +80,7 @@ class _RequestFilter(django_filters.FilterSet):
 
 
 class MintFilter(_RequestFilter):
-    funding = django_filters.CharFilter()
+    funding = django_filters.ChoiceFilter(choices=MintRequest.Funding.choices)
 
     class Meta:
         model = MintRequest
@@ -84,26 +88,35 @@ class MintFilter(_RequestFilter):
 
 
 class RedemptionFilter(_RequestFilter):
-    payout = django_filters.CharFilter()
+    payout = django_filters.ChoiceFilter(choices=Redemption.Payout.choices)
 
     class Meta:
         model = Redemption
         fields = ["state", "product", "chain", "payout"]
 
 
-LIST_PARAMETERS = [OpenApiParameter(name, str, description=desc) for name, desc in (
-    ("state", "only requests in this state"), ("product", "product symbol"), ("chain", "chain name"),
-    ("created_after", "ISO 8601 instant"), ("created_before", "ISO 8601 instant"),
-    ("cursor", "opaque cursor from `next`/`previous`"), ("page_size", "1-200, default 50"))]
+# The filters; `cursor` and `page_size` come from NewestFirst. A filter that does not parse is a 400.
+LIST_PARAMETERS = [OpenApiParameter(name, kind, description=desc) for name, kind, desc in (
+    ("state", str, "only requests in this state"), ("product", str, "product symbol"),
+    ("chain", str, "chain name"), ("created_after", OpenApiTypes.DATETIME, "ISO 8601 instant (inclusive)"),
+    ("created_before", OpenApiTypes.DATETIME, "ISO 8601 instant (exclusive)"))]
+MINT_LIST_PARAMETERS = [*LIST_PARAMETERS, OpenApiParameter("funding", str, enum=MintRequest.Funding.values,
+                                                           description="cash or in kind")]
+REDEMPTION_LIST_PARAMETERS = [*LIST_PARAMETERS, OpenApiParameter("payout", str, enum=Redemption.Payout.values,
+                                                                 description="cash or in kind")]
 
 
 class _ListMixin:
     filterset_class: type
+    pagination_class = NewestFirst  # also how the schema knows the answer is a page, not an array
     body = staticmethod(mint_body)
 
     def paginated(self, request, queryset):
-        queryset = self.filterset_class(request.query_params, queryset=queryset).qs
-        paginator = NewestFirst()
+        filterset = self.filterset_class(request.query_params, queryset=queryset)
+        if not filterset.is_valid():
+            raise translate_validation(filterset.errors)  # 400 `invalid`, each filter's problem in `details`
+        queryset = filterset.qs
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response([self.body(item) for item in page])
 
@@ -112,7 +125,7 @@ class MintListView(_ListMixin, MarketMakerView):
     filterset_class = MintFilter
     body = staticmethod(mint_body)
 
-    @extend_schema(parameters=LIST_PARAMETERS, responses=MintSerializer(many=True), summary="Your mint requests")
+    @extend_schema(parameters=MINT_LIST_PARAMETERS, responses=MintSerializer(many=True), summary="Your mint requests")
     def get(self, request):
         return self.paginated(request, selectors.mints_of(participant_id=request.auth.participant_id))
 
@@ -162,7 +175,7 @@ class RedemptionListView(_ListMixin, MarketMakerView):
     filterset_class = RedemptionFilter
     body = staticmethod(redemption_body)
 
-    @extend_schema(parameters=LIST_PARAMETERS, responses=RedemptionSerializer(many=True),
+    @extend_schema(parameters=REDEMPTION_LIST_PARAMETERS, responses=RedemptionSerializer(many=True),
                    summary="Your redemption requests")
     def get(self, request):
         return self.paginated(request, selectors.redemptions_of(participant_id=request.auth.participant_id))
