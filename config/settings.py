@@ -376,7 +376,8 @@ CONTENT_SECURITY_POLICY = {
 
 # --- API --------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus every answer each operation can give (config.openapi, compliance.schema).
+    "DEFAULT_SCHEMA_CLASS": "compliance.schema.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": ["config.session_auth.VerifiedSessionAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
