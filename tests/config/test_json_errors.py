@@ -4,6 +4,8 @@ a request Django refuses before any view runs (400). The admin keeps Django's HT
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from django.test import Client
 
@@ -74,6 +76,21 @@ def test_a_body_past_the_upload_limit_is_a_json_400(client, settings):
     headers = sign_request(mm.credentials, "POST", "/api/v1/webhooks", body)
     response = client.post("/api/v1/webhooks", data=body, content_type="application/json", headers=headers)
     envelope(response, 400, "bad_request")
+
+
+def test_a_body_nested_past_the_recursion_limit_is_a_400_parse_error(client):
+    """Python's default limit, as in the server (the test runner raises it)."""
+    mm = make_market_maker(chains=("ethereum",))
+    body = b"[" * 5000 + b"]" * 5000
+    headers = sign_request(mm.credentials, "POST", "/api/v1/webhooks", body)
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)
+    try:
+        response = Client(raise_request_exception=False).post("/api/v1/webhooks", data=body,
+                                                              content_type="application/json", headers=headers)
+    finally:
+        sys.setrecursionlimit(limit)
+    envelope(response, 400, "parse_error")
 
 
 def test_the_admin_keeps_its_html_pages(admin_client):
