@@ -32,7 +32,7 @@ class WalletSerializer(serializers.ModelSerializer):
 
 class WalletCreateSerializer(serializers.Serializer):
     chain = serializers.ChoiceField(choices=Chain.choices)
-    address = serializers.CharField(max_length=64)
+    address = serializers.CharField(min_length=1, max_length=64)
     label = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
 
 
@@ -51,7 +51,7 @@ class WalletChallengeSerializer(serializers.ModelSerializer):
 
 class WalletVerifySerializer(serializers.Serializer):
     signature = serializers.CharField(
-        max_length=200, help_text="EVM: 0x-prefixed 65-byte personal_sign signature; Solana: base58 Ed25519")
+        min_length=1, max_length=200, help_text="EVM: 0x-prefixed 65-byte personal_sign signature; Solana: base58 Ed25519")
 
 
 class CaseSerializer(serializers.ModelSerializer):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,11 +21,12 @@ from compliance.serializers import (
     WalletSerializer,
     WalletVerifySerializer,
 )
+from config.openapi import Refusal, refuses
 from config.session_auth import VerifiedSessionAuthentication
 from config.sql import partial
 
-IDEMPOTENCY_HEADER = OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True,
-                                      description="unique per logical request; replays return the first response")
+ALREADY_VERIFIED = Refusal(409, "wallet_already_verified", True, "this wallet is already verified",
+                           "the wallet has already proven control of its address")
 
 
 class MarketMakerView(APIView):
@@ -62,7 +63,13 @@ class WalletListView(MarketMakerView):
         return Response(WalletSerializer(selectors.wallets_of(participant=self.participant()), many=True).data)
 
     @extend_schema(request=WalletCreateSerializer, responses={201: WalletSerializer},
-                   parameters=[IDEMPOTENCY_HEADER], summary="Register a wallet (screened; must then prove control)")
+                   summary="Register a wallet (screened; must then prove control)")
+    @refuses(Refusal(400, "invalid_address", False, "an EVM address is 0x followed by 40 hex digits",
+                     "not an address on that chain"),
+             Refusal(400, "address_not_checksummed", False, "EVM addresses must be given in EIP-55 checksummed form",
+                     "an EVM address without its EIP-55 checksum"),
+             Refusal(409, "wallet_already_registered", True, "this address is already registered",
+                     "the address is registered already"))
     @idempotent
     def post(self, request):
         data = WalletCreateSerializer(data=request.data)
@@ -78,8 +85,9 @@ class WalletDetailView(MarketMakerView):
 
 
 class WalletChallengeView(MarketMakerView):
-    @extend_schema(request=None, responses={201: WalletChallengeSerializer}, parameters=[IDEMPOTENCY_HEADER],
+    @extend_schema(request=None, responses={201: WalletChallengeSerializer},
                    summary="Issue a message to sign with the wallet's key (valid 10 minutes)")
+    @refuses(ALREADY_VERIFIED)
     @idempotent
     def post(self, request, wallet_id: int):
         challenge = services.wallet_challenge_issue(wallet=self.wallet(wallet_id))
@@ -87,8 +95,13 @@ class WalletChallengeView(MarketMakerView):
 
 
 class WalletVerifyView(MarketMakerView):
-    @extend_schema(request=WalletVerifySerializer, responses=WalletSerializer, parameters=[IDEMPOTENCY_HEADER],
+    @extend_schema(request=WalletVerifySerializer, responses=WalletSerializer,
                    summary="Prove control of the wallet by signing the latest challenge")
+    @refuses(ALREADY_VERIFIED,
+             Refusal(422, "challenge_expired", True, "request a new challenge first",
+                     "no unused challenge younger than 10 minutes"),
+             Refusal(422, "invalid_wallet_signature", True, "the signature does not prove control of this address",
+                     "the signature is not the wallet's over the latest challenge"))
     @idempotent
     def post(self, request, wallet_id: int):
         data = WalletVerifySerializer(data=request.data)

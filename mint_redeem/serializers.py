@@ -9,6 +9,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from config.api import StrictCharField
+from config.converters import MAX_ID
 from ledger.units import NANO
 from mint_redeem.lifecycle import MintLifecycle, RedemptionLifecycle, allowed_events
 from mint_redeem.models import MintRequest, Redemption
@@ -18,10 +19,12 @@ from mint_redeem.models import MintRequest, Redemption
     "Cash mint of 10 AAPLx on Ethereum", request_only=True,
     value={"product": "AAPLx", "chain": "ethereum", "quantity": "10", "wallet": 12, "funding": "cash"})])
 class MintCreateSerializer(serializers.Serializer):
-    product = serializers.CharField(max_length=16, help_text="token product symbol, e.g. AAPLx")
-    chain = serializers.CharField(max_length=16, help_text="ethereum, arbitrum, base or solana")
-    quantity = StrictCharField(max_length=40, help_text="shares, as a decimal string (at most 9 decimals)")
-    wallet = serializers.IntegerField(help_text="id of one of your verified wallets on that chain")
+    product = serializers.CharField(min_length=1, max_length=16, help_text="token product symbol, e.g. AAPLx")
+    chain = serializers.CharField(min_length=1, max_length=16, help_text="ethereum, arbitrum, base or solana")
+    quantity = StrictCharField(min_length=1, max_length=40,
+                               help_text="shares, as a decimal string (at most 9 decimals)")
+    wallet = serializers.IntegerField(min_value=1, max_value=MAX_ID,
+                                      help_text="id of one of your verified wallets on that chain")
     funding = serializers.ChoiceField(choices=MintRequest.Funding.choices)
 
 
@@ -29,10 +32,10 @@ class MintCreateSerializer(serializers.Serializer):
     "Cash redemption of 5 AAPLx on Solana", request_only=True,
     value={"product": "AAPLx", "chain": "solana", "quantity": "5", "wallet": 13, "payout": "cash"})])
 class RedemptionCreateSerializer(serializers.Serializer):
-    product = serializers.CharField(max_length=16)
-    chain = serializers.CharField(max_length=16)
-    quantity = StrictCharField(max_length=40, help_text="shares, as a decimal string")
-    wallet = serializers.IntegerField(help_text="the wallet the tokens are sent from")
+    product = serializers.CharField(min_length=1, max_length=16)
+    chain = serializers.CharField(min_length=1, max_length=16)
+    quantity = StrictCharField(min_length=1, max_length=40, help_text="shares, as a decimal string")
+    wallet = serializers.IntegerField(min_value=1, max_value=MAX_ID, help_text="the wallet the tokens are sent from")
     payout = serializers.ChoiceField(choices=Redemption.Payout.choices)
 
 
@@ -210,17 +213,3 @@ class SignatureCheckSerializer(serializers.Serializer):
     participant = serializers.IntegerField()
     scope = serializers.CharField()
     signature_alg = serializers.CharField()
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="stable, machine-readable: e.g. kyc_expired, insufficient_funding")
-    message = serializers.CharField(help_text="for humans; may change")
-    retryable = serializers.BooleanField(
-        help_text="true: the refusal depends on the moment (a pause, a limit, a concurrent change, the database "
-                  "restarting); nothing was stored under the Idempotency-Key and the same request may succeed "
-                  "later. false: the final answer to this request, stored and replayed for its key")
-    details = serializers.JSONField(required=False)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()

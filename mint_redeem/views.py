@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import django_filters
 from django.http import Http404
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from django_filters.utils import translate_validation
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from compliance.idempotency import idempotent
-from compliance.views import IDEMPOTENCY_HEADER, MarketMakerView
+from compliance.views import MarketMakerView
 from config.api import validated
+from config.openapi import Refusal, refuses
 from custody.selectors import products_with_reserves
 from mint_redeem import selectors, services, webhooks
 from mint_redeem.models import MintRequest, Redemption, WebhookEndpoint
 from mint_redeem.serializers import (
     CancelSerializer,
-    ErrorSerializer,
     EventSerializer,
     MintCreateSerializer,
     MintDetailSerializer,
@@ -35,29 +37,48 @@ from mint_redeem.serializers import (
 )
 
 
-def _error(description: str, code: str, message: str, *, retryable: bool) -> OpenApiResponse:
-    return OpenApiResponse(ErrorSerializer, description=description, examples=[
-        OpenApiExample(code, value={"error": {"code": code, "message": message, "retryable": retryable}})])
+# What the mint and redemption services refuse (config.openapi adds what every operation of its kind can
+# meet: authentication, a malformed body, an Idempotency-Key reused, the database going away, ...).
+def _request_error(status: int, code: str, message: str, when: str, *, retryable: bool = True) -> Refusal:
+    return Refusal(status, code, retryable, message, when)
 
 
-CREATE_ERRORS = {
-    400: _error("invalid input", "invalid_quantity", "quantity has more than 9 decimal places", retryable=False),
-    401: _error("missing or bad API key or signature", "signature_invalid", "signature verification failed",
-                retryable=False),
-    403: _error("refused by a compliance gate", "kyc_expired", "this participant's KYC has expired", retryable=True),
-    404: _error("unknown product or wallet", "unknown_wallet", "unknown wallet", retryable=True),
-    409: _error("paused product, a concurrent change, Idempotency-Key reuse or a request in flight",
-                "idempotency_key_reused", "this Idempotency-Key was used for a different request", retryable=False),
-    422: _error("outside the participant's limits", "above_daily_limit",
-                "this request would exceed the daily notional cap", retryable=True),
-    503: _error("the database is unavailable for a moment", "database_unavailable",
-                "the database is unavailable for a moment; send the request again", retryable=True),
-}
-ACTION_ERRORS = {
-    404: _error("not one of your requests", "not_found", "Not found.", retryable=False),
-    409: _error("not allowed in the request's current state, or changed by another request first",
-                "transition_not_allowed", "cannot cancel a request that is minting", retryable=True),
-}
+_GATES = [Refusal(403, code, True, message, "refused by the compliance gate: " + when) for code, message, when in (
+    ("kyc_not_approved", "this participant's KYC is not approved", "KYC not approved"),
+    ("kyc_expired", "this participant's KYC has expired", "KYC expired"),
+    ("participant_blocked", "this participant is blocked pending a compliance review", "a sanctions hold"),
+    ("wallet_sanctioned", "this wallet is blocked by sanctions screening", "the wallet is on a sanctions list"),
+    ("wallet_frozen", "this wallet is frozen", "the wallet is frozen"),
+    ("wallet_not_verified", "this wallet has not proven control of its address", "the wallet is not verified"),
+)]
+_LIMITS = [Refusal(422, code, True, message, when) for code, message, when in (
+    ("below_minimum", "the minimum request is 10000 cents", "below the participant's minimum request"),
+    ("above_request_limit", "the per-request cap is 100000000 cents", "above the participant's per-request cap"),
+    ("above_daily_limit", "this request would exceed the daily notional cap",
+     "above what is left of the participant's daily cap (New York's trading day)"),
+)]
+REQUEST_CREATE_REFUSALS = (
+    _request_error(400, "invalid_quantity", "quantity has more than 9 decimal places",
+                   "quantity is not a plain positive decimal of at most 9 decimals (final)", retryable=False),
+    _request_error(400, "quantity_not_representable", "2.5 shares is not a whole number of AAPLx base units on solana",
+                   "the quantity is not a whole number of the token's base units on that chain"),
+    _request_error(400, "unknown_chain", "AAPLx is not deployed on 'base'", "the product is not on that chain"),
+    _request_error(400, "product_not_offered", "AAPLx is not open for primary-market requests",
+                   "the product takes no primary-market requests (on that chain)"),
+    _request_error(400, "wallet_chain_mismatch", "wallet 12 is on solana, not ethereum",
+                   "the wallet is on another chain (final)", retryable=False),
+    _request_error(404, "unknown_product", "unknown product 'XYZx'", "no such product"),
+    _request_error(404, "unknown_wallet", "unknown wallet", "no such wallet of yours"),
+    *_GATES, *_LIMITS,
+)
+MINT_CREATE_REFUSALS = (
+    *REQUEST_CREATE_REFUSALS,
+    _request_error(409, "minting_paused", "minting of AAPLx is paused", "minting of the product is paused"),
+)
+CANCEL_REFUSALS = (
+    _request_error(409, "transition_not_allowed", "cannot cancel a request that is minting",
+                   "the request can no longer be cancelled (see `allowed_actions`)"),
+)
 
 
 class NewestFirst(CursorPagination):
@@ -65,6 +86,8 @@ class NewestFirst(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+    cursor_query_description = "opaque cursor from `next` or `previous` (a cursor this list did not give is a 404)"
+    page_size_query_description = "results per page, 1-200 (default 50)"
 
 
 class _RequestFilter(django_filters.FilterSet):
@@ -76,7 +99,7 @@ class _RequestFilter(django_filters.FilterSet):
 
 
 class MintFilter(_RequestFilter):
-    funding = django_filters.CharFilter()
+    funding = django_filters.ChoiceFilter(choices=MintRequest.Funding.choices)
 
     class Meta:
         model = MintRequest
@@ -84,26 +107,35 @@ class MintFilter(_RequestFilter):
 
 
 class RedemptionFilter(_RequestFilter):
-    payout = django_filters.CharFilter()
+    payout = django_filters.ChoiceFilter(choices=Redemption.Payout.choices)
 
     class Meta:
         model = Redemption
         fields = ["state", "product", "chain", "payout"]
 
 
-LIST_PARAMETERS = [OpenApiParameter(name, str, description=desc) for name, desc in (
-    ("state", "only requests in this state"), ("product", "product symbol"), ("chain", "chain name"),
-    ("created_after", "ISO 8601 instant"), ("created_before", "ISO 8601 instant"),
-    ("cursor", "opaque cursor from `next`/`previous`"), ("page_size", "1-200, default 50"))]
+# The filters; `cursor` and `page_size` come from NewestFirst. A filter that does not parse is a 400.
+LIST_PARAMETERS = [OpenApiParameter(name, kind, description=desc) for name, kind, desc in (
+    ("state", str, "only requests in this state"), ("product", str, "product symbol"),
+    ("chain", str, "chain name"), ("created_after", OpenApiTypes.DATETIME, "ISO 8601 instant (inclusive)"),
+    ("created_before", OpenApiTypes.DATETIME, "ISO 8601 instant (exclusive)"))]
+MINT_LIST_PARAMETERS = [*LIST_PARAMETERS, OpenApiParameter("funding", str, enum=MintRequest.Funding.values,
+                                                           description="cash or in kind")]
+REDEMPTION_LIST_PARAMETERS = [*LIST_PARAMETERS, OpenApiParameter("payout", str, enum=Redemption.Payout.values,
+                                                                 description="cash or in kind")]
 
 
 class _ListMixin:
     filterset_class: type
+    pagination_class = NewestFirst  # also how the schema knows the answer is a page, not an array
     body = staticmethod(mint_body)
 
     def paginated(self, request, queryset):
-        queryset = self.filterset_class(request.query_params, queryset=queryset).qs
-        paginator = NewestFirst()
+        filterset = self.filterset_class(request.query_params, queryset=queryset)
+        if not filterset.is_valid():
+            raise translate_validation(filterset.errors)  # 400 `invalid`, each filter's problem in `details`
+        queryset = filterset.qs
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response([self.body(item) for item in page])
 
@@ -112,14 +144,14 @@ class MintListView(_ListMixin, MarketMakerView):
     filterset_class = MintFilter
     body = staticmethod(mint_body)
 
-    @extend_schema(parameters=LIST_PARAMETERS, responses=MintSerializer(many=True), summary="Your mint requests")
+    @extend_schema(parameters=MINT_LIST_PARAMETERS, responses=MintSerializer(many=True), summary="Your mint requests")
     def get(self, request):
         return self.paginated(request, selectors.mints_of(participant_id=request.auth.participant_id))
 
-    @extend_schema(request=MintCreateSerializer, responses={201: MintSerializer, **CREATE_ERRORS}, parameters=[IDEMPOTENCY_HEADER],
-                   summary="Request a mint",
+    @extend_schema(request=MintCreateSerializer, responses={201: MintSerializer}, summary="Request a mint",
                    description="Compliance is checked now and again before the chain step. A cash mint "
                                "waits for `cash_due_cents` to arrive; orders go out when the market is open.")
+    @refuses(*MINT_CREATE_REFUSALS)
     @idempotent
     def post(self, request):
         body = validated(MintCreateSerializer, request.data)
@@ -138,7 +170,7 @@ def _own(queryset, pk):
 
 
 class MintDetailView(MarketMakerView):
-    @extend_schema(responses={200: MintDetailSerializer, **ACTION_ERRORS}, summary="One mint request with its full event history")
+    @extend_schema(responses=MintDetailSerializer, summary="One mint request with its full event history")
     def get(self, request, mint_id: int):
         mint = _own(selectors.mints_of(participant_id=request.auth.participant_id), mint_id)
         events = EventSerializer(selectors.request_history(request=mint), many=True).data
@@ -146,9 +178,9 @@ class MintDetailView(MarketMakerView):
 
 
 class MintCancelView(MarketMakerView):
-    @extend_schema(request=CancelSerializer, responses={200: MintSerializer, **ACTION_ERRORS},
-                   parameters=[IDEMPOTENCY_HEADER],
+    @extend_schema(request=CancelSerializer, responses=MintSerializer,
                    summary="Cancel a mint (while requested, accepted or funded; cash is refunded)")
+    @refuses(*CANCEL_REFUSALS)
     @idempotent
     def post(self, request, mint_id: int):
         mint = _own(selectors.mints_of(participant_id=request.auth.participant_id), mint_id)
@@ -162,15 +194,16 @@ class RedemptionListView(_ListMixin, MarketMakerView):
     filterset_class = RedemptionFilter
     body = staticmethod(redemption_body)
 
-    @extend_schema(parameters=LIST_PARAMETERS, responses=RedemptionSerializer(many=True),
+    @extend_schema(parameters=REDEMPTION_LIST_PARAMETERS, responses=RedemptionSerializer(many=True),
                    summary="Your redemption requests")
     def get(self, request):
         return self.paginated(request, selectors.redemptions_of(participant_id=request.auth.participant_id))
 
-    @extend_schema(request=RedemptionCreateSerializer, responses={201: RedemptionSerializer, **CREATE_ERRORS},
-                   parameters=[IDEMPOTENCY_HEADER], summary="Request a redemption",
+    @extend_schema(request=RedemptionCreateSerializer, responses={201: RedemptionSerializer},
+                   summary="Request a redemption",
                    description="Send the tokens to `redemption_address`; once the transfer is confirmed "
                                "they are burned and the shares sold (cash) or delivered (in kind).")
+    @refuses(*REQUEST_CREATE_REFUSALS)
     @idempotent
     def post(self, request):
         body = validated(RedemptionCreateSerializer, request.data)
@@ -182,7 +215,7 @@ class RedemptionListView(_ListMixin, MarketMakerView):
 
 
 class RedemptionDetailView(MarketMakerView):
-    @extend_schema(responses={200: RedemptionDetailSerializer, **ACTION_ERRORS}, summary="One redemption with its full event history")
+    @extend_schema(responses=RedemptionDetailSerializer, summary="One redemption with its full event history")
     def get(self, request, redemption_id: int):
         redemption = _own(selectors.redemptions_of(participant_id=request.auth.participant_id), redemption_id)
         events = EventSerializer(selectors.request_history(request=redemption), many=True).data
@@ -190,9 +223,9 @@ class RedemptionDetailView(MarketMakerView):
 
 
 class RedemptionCancelView(MarketMakerView):
-    @extend_schema(request=CancelSerializer, responses={200: RedemptionSerializer, **ACTION_ERRORS},
-                   parameters=[IDEMPOTENCY_HEADER],
+    @extend_schema(request=CancelSerializer, responses=RedemptionSerializer,
                    summary="Cancel a redemption (before its tokens arrive)")
+    @refuses(*CANCEL_REFUSALS)
     @idempotent
     def post(self, request, redemption_id: int):
         redemption = _own(selectors.redemptions_of(participant_id=request.auth.participant_id), redemption_id)
@@ -225,8 +258,11 @@ class WebhookListView(MarketMakerView):
         return Response([{"id": e.id, "url": e.url, "active": e.active} for e in endpoints])
 
     @extend_schema(request=WebhookCreateSerializer, responses={201: WebhookSerializer},
-                   parameters=[IDEMPOTENCY_HEADER],
                    summary="Register a webhook endpoint (its signing secret is shown once)")
+    @refuses(Refusal(400, "invalid_webhook_url", True, "webhook URLs must use https",
+                     "not https, carries credentials, or does not resolve (in time) to public addresses only"),
+             Refusal(409, "too_many_webhook_endpoints", True, "at most 5 active webhook endpoints per participant",
+                     "the participant has the most active endpoints allowed"))
     @idempotent
     def post(self, request):
         body = WebhookCreateSerializer(data=request.data)

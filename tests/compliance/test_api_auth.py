@@ -159,6 +159,16 @@ def test_bad_or_revoked_keys_are_refused(client):
     assert client.get("/api/v1/participant").status_code in (401, 403)
 
 
+@pytest.mark.parametrize("token", ["a\x00b.secret", "\x00.\x00", ".", "no-dot", "ApiKey"])
+def test_a_malformed_key_is_refused_as_invalid_never_a_500(token):
+    from django.test import Client
+
+    response = Client(raise_request_exception=False).get("/api/v1/participant",
+                                                         headers={"Authorization": f"ApiKey {token}"})
+    assert response.status_code == 401
+    assert error_code(response) == "api_key_invalid"
+
+
 def test_a_read_scope_key_cannot_change_state(client):
     mm = f.make_market_maker(chains=(), scope="read")
     body = new_wallet_body()
