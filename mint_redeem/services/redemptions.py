@@ -89,10 +89,8 @@ def redemption_tokens_receive(*, redemption: Redemption, tx_hash: str, actor: st
             transition(redemption, "fail", actor=actor, reason=f"compliance: {refusal.code}",
                        amounts={"tokens_owed_base_units": int(redemption.token_base_units)})
             return redemption
-        ChainOperation.objects.create(kind=ChainOperation.Kind.BURN, chain=redemption.chain,
-                                      product=redemption.product, address=redemption_address(redemption),
-                                      amount_base_units=redemption.token_base_units,
-                                      request_reference=redemption.stream)
+        chain.chain_operation_create(kind=ChainOperation.Kind.BURN, request=redemption,
+                                     address=redemption_address(redemption))
         transition(redemption, "start_burning", actor=actor, refs={"compliance": "passed"})
     return redemption
 
