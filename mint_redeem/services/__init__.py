@@ -39,6 +39,7 @@ from mint_redeem.services.redemptions import (
     redemption_cancel,
     redemption_confirm_burn,
     redemption_fail,
+    redemption_instructions,
     redemption_payout_record,
     redemption_request_create,
     redemption_sale_retry,
@@ -52,6 +53,7 @@ __all__ = [
     "mint_cancel", "mint_cash_record", "mint_confirm_on_chain", "mint_fail", "mint_request_create",
     "mint_shares_receive", "mint_shortfall_cents", "mint_start_minting", "mint_topup_record", "parse_quantity",
     "redemption_address", "redemption_advance", "redemption_cancel", "redemption_confirm_burn", "redemption_fail",
+    "redemption_instructions",
     "redemption_payout_record", "redemption_request_create", "redemption_sale_retry", "redemption_shares_deliver",
     "redemption_tokens_receive", "request_approve",
 ]
