@@ -7,39 +7,16 @@ from __future__ import annotations
 import pytest
 
 from chains.evm import evm_chain, ref_bytes
-from chains.signers import LocalKeySigner, redemption_vault
-from custody.models import ChainDeployment
+from chains.signers import redemption_vault
 from ledger import integrity, selectors
 from mint_redeem import services
 from mint_redeem.models import ChainOperation, DepositCase, MintRequest, Redemption
 from mint_redeem.tasks import advance_request
 
-from .conftest import wait_for
+from .conftest import holder_of, wait_for
 from .test_end_to_end import mint_state, redemption_state, settle_all_fills
 
 pytestmark = [pytest.mark.celery]
-
-
-@pytest.fixture
-def evm_market(market):
-    """The market with AAPLx deployed on the test anvil, its redemption address the chain's vault."""
-    from chains.services import token_deploy
-
-    evm = evm_chain("ethereum")
-    token = token_deploy(chain=evm, name="Apple tokenized share", symbol="AAPLx", decimals=18)
-    ChainDeployment.objects.filter(product=market.product, chain="ethereum").update(address=token)
-    market.terms.redemption_addresses = {**market.terms.redemption_addresses, "ethereum": redemption_vault("ethereum")}
-    market.terms.save(update_fields=["redemption_addresses"])
-    market.token = token
-    return market
-
-
-def holder_of(mm) -> LocalKeySigner:
-    """The market maker's own wallet key, with gas money (anvil_setBalance): it signs `redeem` itself."""
-    key = mm.wallet_keys["ethereum"]
-    evm = evm_chain("ethereum")
-    evm.w3.provider.make_request("anvil_setBalance", [key.address, hex(10**20)])
-    return LocalKeySigner(key.key)
 
 
 def tokens_outstanding() -> int:
