@@ -30,8 +30,8 @@ from .conftest import holder_of
 
 pytestmark = [pytest.mark.celery]
 
-MINTS = int(os.environ.get("CHAOS_MINTS", "60"))
-REDEMPTIONS = int(os.environ.get("CHAOS_REDEMPTIONS", "10"))
+MINTS = int(os.environ.get("CHAOS_MINTS", "300"))
+REDEMPTIONS = int(os.environ.get("CHAOS_REDEMPTIONS", "50"))
 DEADLINE_S = float(os.environ.get("CHAOS_DEADLINE_S", "240"))
 SWEEPS = ("mint_redeem.advance_due", "chains.execute_all", "chains.watch_all")
 
@@ -162,7 +162,7 @@ def test_mints_and_burns_exactly_once_while_the_worker_is_killed(killable_worker
         stop.set()
         for thread in threads:
             thread.join(timeout=15)
-    assert killable_worker.kills >= 3, "the worker was hardly killed: the test proves little"
+    assert killable_worker.kills >= 3, f"the worker was killed {killable_worker.kills} times: the test proves little"
 
     minted_units = sum(int(m.token_base_units) for m in MintRequest.objects.filter(pk__in=mints))
     burned_units = sum(int(r.token_base_units) for r in Redemption.objects.filter(pk__in=redemptions))
