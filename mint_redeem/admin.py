@@ -191,10 +191,9 @@ class ChainOperationAdmin(admin.ModelAdmin):
                     "request_reference", "last_error", "created_at")
     actions = ["retry_failed"]
 
-    @admin.action(description="Retry the selected failed operations (checked on chain first)")
+    @admin.action(description="Retry the selected failed operations (checked on chain first)",
+                  permissions=["change"])
     def retry_failed(self, request, queryset):
-        if not request.user.has_perm("mint_redeem.change_chainoperation"):
-            raise PermissionDenied
         for operation in queryset.filter(status=ChainOperation.Status.FAILED):
             try:
                 services.chain_operation_retry(operation=operation, actor=f"user:{request.user.pk}")
