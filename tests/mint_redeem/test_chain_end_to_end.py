@@ -34,8 +34,6 @@ def test_cash_and_in_kind_mints_end_minted_with_the_tokens_in_the_wallet(
     services.mint_cash_record(mint=MintRequest.objects.get(pk=cash["id"]), amount_cents=cash["cash_due_cents"],
                               reference="WIRE-1", user=operations)
     assert wait_for(lambda: mint_state(api, cash["id"]), lambda m: m["state"] == "settling")["state"] == "settling"
-    # After the cash mint has its order: claiming the order and receiving shares of the same security at
-    # the same moment can deadlock (ledger lock vs. the security row), a custody issue of its own.
     services.mint_shares_receive(mint=MintRequest.objects.get(pk=in_kind["id"]), custodian_confirmation="BNY-1",
                                  user=operations)
     settle_all_fills()
