@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eth_account import Account
+from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak, to_checksum_address
 from web3 import HTTPProvider, IPCProvider, Web3
-from web3.exceptions import BlockNotFound, TransactionNotFound, Web3RPCError
+from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound, Web3RPCError
 
 from chains.config import EvmChainConfig
 from chains.signers import Signer
@@ -271,6 +273,29 @@ class EvmChain:
 
     def balance_of(self, token: str, holder: str, *, block: int | str = "latest") -> int:
         return int(self.token(token).functions.balanceOf(to_checksum_address(holder)).call(block_identifier=block))
+
+    def paused(self, token: str) -> bool:
+        return bool(self.token(token).functions.paused().call())
+
+    def call_reverts(self, *, sender: str, token: str, function: str, args: Sequence) -> str | None:
+        """Why the chain would refuse this call now (its revert reason), or None if it would not."""
+        contract = self.token(token)
+        try:
+            self.w3.eth.call({"from": to_checksum_address(sender), "to": contract.address,
+                              "data": contract.encode_abi(function, args=list(args))})
+        except ContractLogicError as exc:
+            return str(exc)[:300] or "reverted"
+        return None
+
+    def nonce_taken_by_another(self, raw: bytes) -> bool:
+        """True if the chain has mined another transaction at this signed transaction's nonce while it
+        knows nothing of this one: it can never land, so re-broadcasting it is pointless."""
+        tx_hash = _hex(keccak(raw))
+        if self.transaction_known(tx_hash):
+            return False
+        sender = Account.recover_transaction(raw)
+        nonce = int(TypedTransaction.from_bytes(raw).as_dict()["nonce"])
+        return int(self.w3.eth.get_transaction_count(sender, "latest")) > nonce
 
     def ref_minted(self, token: str, ref: bytes, *, block: int | str = "latest") -> bool:
         return bool(self.token(token).functions.mintedRefs(bytes(ref)).call(block_identifier=block))

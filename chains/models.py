@@ -46,6 +46,8 @@ class RedeemedEventSeen(models.Model):
     amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
     ref = models.CharField(max_length=66, help_text="bytes32 reference, 0x-hex")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SEEN, db_index=True)
+    handled_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="when the confirmed event was handed on (chains.observers), once")
     seen_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

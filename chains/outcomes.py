@@ -30,15 +30,40 @@ class ChainOp:
 
 
 @dataclass(frozen=True)
+class RedeemedDeposit:
+    """A confirmed `Redeemed` event (chains.watcher), handed to the outbox's owner once."""
+
+    chain: str
+    token: str
+    holder: str
+    amount_base_units: int
+    reference: str | None  # the ASCII reference it carried, or None if it is not one of ours
+    ref_hex: str
+    tx_hash: str
+    log_index: int
+    block_number: int
+
+
+@dataclass(frozen=True)
 class Outbox:
-    # Up to `limit` pending operations of one chain and kind, all of one product, oldest first, locked
-    # FOR UPDATE SKIP LOCKED in the caller's transaction (two executors never claim the same row).
-    claim_pending: Callable[..., list[ChainOp]]  # (*, chain, kind, limit)
+    # Up to `limit` pending operations of one chain and kind, all of one product (not one of
+    # `exclude_products`), oldest first, locked FOR UPDATE SKIP LOCKED in the caller's transaction (two
+    # executors never claim the same row).
+    claim_pending: Callable[..., list[ChainOp]]  # (*, chain, kind, limit, exclude_products)
+    # Whether pending operations of one chain wait (other than of `exclude_products`).
+    has_pending: Callable[..., bool]  # (*, chain, exclude_products)
     # Operations of one chain signed but not recorded as broadcast (a worker died in between).
     signed_not_broadcast: Callable[..., list[ChainOp]]  # (*, chain, limit)
+    # Operations of one chain broadcast and not yet confirmed or failed: the executor follows them.
+    broadcast_not_confirmed: Callable[..., list[ChainOp]]  # (*, chain, limit)
     on_signed: Callable[..., None]  # (op, *, signed_tx, tx_hash), in the transaction that took the nonce
     on_broadcast: Callable[..., None]  # (op)
-    on_confirmed: Callable[..., None]  # (op, *, tx_hash)
+    on_confirmed: Callable[..., None]  # (op, *, tx_hash): confirmed at the chain's depth, succeeded
+    # The chain refused the operation for good (a reverted transaction at depth, a call it would revert,
+    # a nonce another transaction took): nothing of it is on chain. Operations decide (retry or fail).
+    on_failed: Callable[..., None]  # (op, *, error)
+    # A confirmed Redeemed event, in the transaction that marks it handled (so exactly once).
+    on_redeemed: Callable[..., None]  # (deposit: RedeemedDeposit)
 
 
 _registered: Outbox | None = None

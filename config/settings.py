@@ -214,6 +214,10 @@ CELERY_BEAT_SCHEDULE["mint-redeem-retry-webhooks"] = {"task": "mint_redeem.retry
 CELERY_BEAT_SCHEDULE["custody-sync-open-orders"] = {"task": "custody.sync_open_orders", "schedule": 30.0}
 CELERY_BEAT_SCHEDULE["custody-settle-due-fills"] = {"task": "custody.settle_due_fills", "schedule": 300.0}
 CELERY_BEAT_SCHEDULE["custody-reconcile"] = {"task": "custody.reconcile", "schedule": 3600.0}
+# The chain executor is queued when an operation is written; the beat is its safety net (a message lost
+# with a killed worker). The watcher hands confirmed on-chain redemptions to their requests.
+CELERY_BEAT_SCHEDULE["chains-execute-all"] = {"task": "chains.execute_all", "schedule": 5.0}
+CELERY_BEAT_SCHEDULE["chains-watch-all"] = {"task": "chains.watch_all", "schedule": 5.0}
 
 # --- EVM chains (architecture section 5) -------------------------------------------------------
 # One entry per chain in EVM_CHAINS. A chain with EVM_<CHAIN>_RPC_URL talks to that node (an http(s)

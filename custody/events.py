@@ -126,6 +126,13 @@ class ProductStatusChanged(EventData):
     reason: str
 
 
+@event_type("custody.deployment_address_set", version=1)
+class DeploymentAddressSet(EventData):
+    product: str
+    chain: str
+    address: str
+
+
 @event_type("custody.product_multiplier_changed", version=1)
 class ProductMultiplierChanged(EventData):
     product: str

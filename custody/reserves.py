@@ -203,7 +203,11 @@ def assert_mint_covered(*, product: TokenProduct, chain: str, quantity_base_unit
         raise CoverageRefusal("quantity_base_units must be a positive integer", code="invalid_quantity",
                               http_status=400)
     with transaction.atomic():
-        locked = TokenProduct.objects.select_for_update().select_related("security").get(pk=product.pk)
+        # FOR NO KEY UPDATE of the product row only: it serialises mints of the product, yet never blocks
+        # the foreign-key checks (FOR KEY SHARE) other transactions run at COMMIT, after taking the ledger's
+        # global lock; a full FOR UPDATE here (or of the joined security) deadlocked with them.
+        locked = TokenProduct.objects.select_for_update(no_key=True, of=("self",)).select_related("security").get(
+            pk=product.pk)
         if locked.status != TokenProduct.Status.ACTIVE:
             raise CoverageRefusal(f"minting of {locked.symbol} is paused", code="minting_paused")
         if locked.minting_paused_by_break:

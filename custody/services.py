@@ -159,6 +159,28 @@ def product_multiplier_set(*, product: TokenProduct, multiplier: Decimal, reason
     return product
 
 
+def deployment_address_set(*, deployment: ChainDeployment, address: str, actor: str) -> ChainDeployment:
+    """Record where a product's token lives on a chain, once: set from empty (after the deployment
+    transaction is confirmed), never changed after, since every mint, burn and supply reading refers to
+    it. Recorded on the product's stream."""
+    address = address.strip()
+    if not address:
+        raise CustodyError("an address is required", code="invalid_address")
+    with transaction.atomic():
+        deployment = ChainDeployment.objects.select_for_update().select_related("product").get(pk=deployment.pk)
+        if deployment.address == address:
+            return deployment
+        if deployment.address:
+            raise CustodyError(f"{deployment} is already at {deployment.address}; a token address never changes",
+                               code="address_fixed", http_status=409)
+        deployment.address = address
+        deployment.save(update_fields=["address"])
+        _append([NewEvent(stream=f"product-{deployment.product.symbol}", type="custody.deployment_address_set",
+                          data={"product": deployment.product.symbol, "chain": deployment.chain,
+                                "address": address})], actor=actor)
+    return deployment
+
+
 # ---------------------------------------------------------------- orders and fills
 
 

@@ -18,6 +18,7 @@ from mint_redeem import services, webhooks
 from mint_redeem.lifecycle import MintLifecycle, RedemptionLifecycle, allowed_events
 from mint_redeem.models import (
     ChainOperation,
+    DepositCase,
     MintRequest,
     ProductTerms,
     Redemption,
@@ -183,16 +184,47 @@ class RedemptionAdmin(_RequestAdmin):
 
 @admin.register(ChainOperation)
 class ChainOperationAdmin(admin.ModelAdmin):
-    """Stuck chain operations are visible here; they are executed only by the outbox task."""
+    """Stuck and failed chain operations are visible here; they are executed only by the chain executor.
+    A failed one can be sent again ("retry"), which checks the chain first and can never mint twice."""
 
     list_display = ("id", "kind", "chain", "product", "amount_base_units", "status", "attempts", "tx_hash",
-                    "request_reference", "created_at")
+                    "request_reference", "last_error", "created_at")
+    actions = ["retry_failed"]
+
+    @admin.action(description="Retry the selected failed operations (checked on chain first)",
+                  permissions=["change"])
+    def retry_failed(self, request, queryset):
+        for operation in queryset.filter(status=ChainOperation.Status.FAILED):
+            try:
+                services.chain_operation_retry(operation=operation, actor=f"user:{request.user.pk}")
+                self.message_user(request, f"{operation.request_reference}: queued again", messages.SUCCESS)
+            except DomainError as exc:
+                self.message_user(request, f"{operation.request_reference}: {exc}", messages.ERROR)
     list_filter = ("status", "kind", "chain")
     search_fields = ("request_reference", "tx_hash", "address")
     exclude = ("signed_tx",)
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields if f.name != "signed_tx"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DepositCase)
+class DepositCaseAdmin(admin.ModelAdmin):
+    """Redemptions seen on chain that match no waiting request: their tokens wait in the vault."""
+
+    list_display = ("id", "status", "chain", "reference", "amount_base_units", "holder", "tx_hash", "problem",
+                    "created_at")
+    list_filter = ("status", "chain")
+    search_fields = ("reference", "tx_hash", "holder")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name not in ("status", "resolution")]
 
     def has_add_permission(self, request):
         return False

@@ -4,10 +4,19 @@ module is where the two meet, and every state change goes through mint_redeem.se
 
 from __future__ import annotations
 
-from chains.outcomes import ChainOp
-from mint_redeem.models import ChainOperation, MintRequest, Redemption
+import logging
+
+from django.db import transaction
+
+from chains.outcomes import ChainOp, RedeemedDeposit
+from custody.models import ChainDeployment
+from mint_redeem.models import ChainOperation, DepositCase, MintRequest, Redemption
+from mint_redeem.services.quoting import RequestError
+
+logger = logging.getLogger(__name__)
 
 EXECUTOR_ACTOR = "task:chains.executor"
+WATCHER_ACTOR = "task:chains.watcher"
 
 
 def _op(row: ChainOperation) -> ChainOp:
@@ -16,15 +25,26 @@ def _op(row: ChainOperation) -> ChainOp:
                    signed_tx=row.signed_tx, tx_hash=row.tx_hash)
 
 
-def claim_pending(*, chain: str, kind: str, limit: int) -> list[ChainOp]:
-    """Locked FOR UPDATE SKIP LOCKED in the caller's transaction: the oldest pending operation's product,
-    and up to `limit` pending operations of that product, oldest first."""
+def claim_pending(*, chain: str, kind: str, limit: int, exclude_products=()) -> list[ChainOp]:
+    """Locked FOR UPDATE SKIP LOCKED in the caller's transaction: the oldest pending operation's product
+    (not one of `exclude_products`), and up to `limit` pending operations of that product, oldest first."""
     pending = ChainOperation.objects.select_for_update(skip_locked=True).filter(
-        chain=chain, kind=kind, status=ChainOperation.Status.PENDING).order_by("pk")
+        chain=chain, kind=kind, status=ChainOperation.Status.PENDING).exclude(
+        product_id__in=list(exclude_products)).order_by("pk")
     first = pending.first()
     if first is None:
         return []
     return [_op(row) for row in pending.filter(product_id=first.product_id)[:limit]]
+
+
+def has_pending(*, chain: str, exclude_products=()) -> bool:
+    return ChainOperation.objects.filter(chain=chain, status=ChainOperation.Status.PENDING).exclude(
+        product_id__in=list(exclude_products)).exists()
+
+
+def broadcast_not_confirmed(*, chain: str, limit: int) -> list[ChainOp]:
+    rows = ChainOperation.objects.filter(chain=chain, status=ChainOperation.Status.BROADCAST).order_by("pk")[:limit]
+    return [_op(row) for row in rows]
 
 
 def signed_not_broadcast(*, chain: str, limit: int) -> list[ChainOp]:
@@ -44,8 +64,18 @@ def on_broadcast(op: ChainOp) -> None:
     chain_operation_record_broadcast(operation=ChainOperation.objects.get(pk=op.id))
 
 
+def on_failed(op: ChainOp, *, error: str) -> None:
+    from mint_redeem.services.chain import chain_operation_record_failed
+
+    chain_operation_record_failed(operation=ChainOperation.objects.get(pk=op.id), error=error)
+
+
 def on_confirmed(op: ChainOp, *, tx_hash: str) -> None:
     from mint_redeem.services import mint_confirm_on_chain, redemption_confirm_burn
+
+    status = ChainOperation.objects.values_list("status", flat=True).get(pk=op.id)
+    if status == ChainOperation.Status.CONFIRMED:
+        return  # reported by an earlier run (at least once from the chain, exactly once here)
 
     prefix, _, pk = op.reference.partition("-")
     if op.kind == ChainOperation.Kind.MINT and prefix == "mint":
@@ -56,8 +86,53 @@ def on_confirmed(op: ChainOp, *, tx_hash: str) -> None:
         raise ValueError(f"operation {op.id}: a {op.kind} for {op.reference!r} is not one we know")
 
 
+def on_redeemed(deposit: RedeemedDeposit) -> None:
+    """A confirmed Redeemed event (in the watcher's transaction that marks it handled): the tokens of the
+    redemption it names arrived, or, if it matches no redemption waiting for exactly these tokens, a case
+    for operations. Never a burn without a matching request."""
+    from mint_redeem.services import redemption_tokens_receive
+
+    redemption, problem = _match(deposit)
+    if redemption is not None and not problem:
+        try:
+            with transaction.atomic():
+                redemption_tokens_receive(redemption=redemption, tx_hash=deposit.tx_hash, actor=WATCHER_ACTOR)
+            return
+        except RequestError as exc:
+            problem = f"{redemption.stream} refused the deposit: {exc}"
+    logger.warning("unmatched redemption deposit on %s (tx %s): %s", deposit.chain, deposit.tx_hash, problem)
+    DepositCase.objects.get_or_create(chain=deposit.chain, tx_hash=deposit.tx_hash, log_index=deposit.log_index,
+                                      defaults={"token": deposit.token, "holder": deposit.holder,
+                                                "amount_base_units": deposit.amount_base_units,
+                                                "reference": deposit.reference or "", "ref_hex": deposit.ref_hex,
+                                                "block_number": deposit.block_number, "redemption": redemption,
+                                                "problem": problem[:2000]})
+
+
+def _match(deposit: RedeemedDeposit) -> tuple[Redemption | None, str]:
+    product_id = (ChainDeployment.objects.filter(chain=deposit.chain, address__iexact=deposit.token)
+                  .values_list("product_id", flat=True).first())
+    if product_id is None:
+        return None, f"token {deposit.token} is none of our products on {deposit.chain}"
+    prefix, _, pk = (deposit.reference or "").partition("-")
+    if prefix != "redemption" or not pk.isdigit():
+        return None, f"reference {deposit.reference or deposit.ref_hex!r} names no redemption"
+    redemption = Redemption.objects.filter(pk=int(pk)).first()
+    if redemption is None:
+        return None, f"no redemption {deposit.reference}"
+    if redemption.product_id != product_id or redemption.chain != deposit.chain:
+        return redemption, f"{redemption.stream} is for another product or chain"
+    if int(redemption.token_base_units) != deposit.amount_base_units:
+        return redemption, (f"{redemption.stream} expects {int(redemption.token_base_units)} base units, "
+                            f"{deposit.amount_base_units} arrived")
+    if redemption.state != "requested":
+        return redemption, f"{redemption.stream} is {redemption.state}, not requested"
+    return redemption, ""
+
+
 def register() -> None:
     from chains import outcomes
 
-    outcomes.register(claim_pending=claim_pending, signed_not_broadcast=signed_not_broadcast, on_signed=on_signed,
-                      on_broadcast=on_broadcast, on_confirmed=on_confirmed)
+    outcomes.register(claim_pending=claim_pending, has_pending=has_pending, signed_not_broadcast=signed_not_broadcast,
+                      broadcast_not_confirmed=broadcast_not_confirmed, on_signed=on_signed, on_broadcast=on_broadcast,
+                      on_confirmed=on_confirmed, on_failed=on_failed, on_redeemed=on_redeemed)

@@ -40,13 +40,36 @@ def seed_demo() -> list[str]:
                 "broker": broker, "custodian": custodian, "reference_price": price, "market_hours_only": False,
                 "redemption_addresses": REDEMPTION_ADDRESSES})
     _write_credentials(compliance["market_makers"])
+    deployed = deploy_demo_tokens()
     return [
+        *deployed,
         f"demo products: {', '.join(custody['products'])} on {', '.join(custody['chains'])}",
         f"demo market makers: {', '.join(mm['legal_name'] for mm in compliance['market_makers'])}",
         f"their API keys and signing secrets: {credentials_file()} (readable by you only)",
         "demo staff users (set a password with `manage.py changepassword`): demo-operations, demo-approver, "
         "demo-compliance, demo-auditor",
     ]
+
+
+def deploy_demo_tokens() -> list[str]:
+    """Deploy the token of every demo product on every configured EVM chain where it has no address yet
+    (the embedded anvils), and record the address (custody.deployment_address_set). Idempotent: a
+    deployment with an address is left alone."""
+    from chains.config import evm_chain_names
+    from chains.evm import evm_chain
+    from chains.services import token_deploy
+    from custody.models import ChainDeployment
+    from custody.services import deployment_address_set
+
+    lines = []
+    for deployment in ChainDeployment.objects.filter(chain__in=evm_chain_names(), address="").select_related(
+            "product__security"):
+        evm = evm_chain(deployment.chain)
+        address = token_deploy(chain=evm, name=f"{deployment.product.security.name} tokenized share",
+                               symbol=deployment.product.symbol, decimals=deployment.decimals)
+        deployment_address_set(deployment=deployment, address=address, actor="system:seed_demo")
+        lines.append(f"deployed {deployment.product.symbol} on {deployment.chain} at {address}")
+    return lines
 
 
 def _write_credentials(market_makers: list[dict]) -> None:

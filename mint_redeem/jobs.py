@@ -12,6 +12,7 @@ from django.db import transaction
 
 ADVANCE_REQUEST = "mint_redeem.advance_request"
 DELIVER_WEBHOOK = "mint_redeem.deliver_webhook"
+EXECUTE_CHAIN = "chains.execute_pending"  # (chain name): the chain executor (chains.tasks)
 
 
 def enqueue_on_commit(task_name: str, *args) -> None:

@@ -204,3 +204,38 @@ class WebhookDelivery(models.Model):
         return f"{self.event_type} -> {self.endpoint.url} ({self.status})"
 
 
+
+
+class DepositCase(models.Model):
+    """A confirmed on-chain redemption (a `Redeemed` event) that matches no request waiting for it: an
+    unknown reference, another product or chain, another amount, or a request no longer `requested`.
+    Its tokens stay in the redemption vault, never burned, until operations settle the case."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+
+    chain = models.CharField(max_length=16)
+    token = models.CharField(max_length=42)
+    holder = models.CharField(max_length=42)
+    amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    reference = models.CharField(max_length=66, blank=True, default="", help_text="the reference as text, if ASCII")
+    ref_hex = models.CharField(max_length=66)
+    tx_hash = models.CharField(max_length=66)
+    log_index = models.IntegerField()
+    block_number = models.BigIntegerField()
+    redemption = models.ForeignKey(Redemption, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    problem = models.TextField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN, db_index=True)
+    resolution = models.TextField(blank=True, default="")
+    resolved_by = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["status", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["chain", "tx_hash", "log_index"],
+                                               name="mint_redeem_deposit_case_once_per_log")]
+
+    def __str__(self) -> str:
+        return f"deposit {self.amount_base_units} ref {self.reference or self.ref_hex[:10]} on {self.chain}: {self.problem[:60]}"

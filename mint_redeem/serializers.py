@@ -99,11 +99,12 @@ def mint_body(mint: MintRequest) -> dict:
 
 def redemption_body(redemption: Redemption) -> dict:
     """What RedemptionSerializer declares, built directly (as `mint_body`)."""
-    from mint_redeem.services import redemption_address
+    from mint_redeem.services import redemption_address, redemption_instructions
 
     body = _request_body(redemption)
     body.update(payout=redemption.payout, notional_cents=redemption.notional_cents,
                 proceeds_cents=redemption.proceeds_cents, redemption_address=redemption_address(redemption),
+                redeem_on_chain=redemption_instructions(redemption),
                 deposit_tx=redemption.deposit_tx, needs_approval=redemption.needs_approval, reason=redemption.reason,
                 created_at=_when(redemption.created_at), updated_at=_when(redemption.updated_at))
     return {name: body[name] for name in RedemptionSerializer.Meta.fields}
@@ -145,10 +146,19 @@ class RedemptionSerializer(_RequestSerializer):
 
         return redemption_address(obj)
 
+    redeem_on_chain = serializers.SerializerMethodField(
+        help_text="EVM chains: call `function(amount, ref)` on `token` from the wallet; the tokens move to "
+                  "`vault` with the reference. null on other chains.")
+
+    def get_redeem_on_chain(self, obj) -> dict | None:
+        from mint_redeem.services import redemption_instructions
+
+        return redemption_instructions(obj)
+
     class Meta:
         model = Redemption
         fields = ["id", "state", "product", "chain", "wallet", "wallet_address", "quantity", "token_base_units",
-                  "payout", "notional_cents", "proceeds_cents", "redemption_address", "deposit_tx",
+                  "payout", "notional_cents", "proceeds_cents", "redemption_address", "redeem_on_chain", "deposit_tx",
                   "needs_approval", "reason", "allowed_actions", "created_at", "updated_at"]
 
 

@@ -201,8 +201,11 @@ class RedemptionListView(_ListMixin, MarketMakerView):
 
     @extend_schema(request=RedemptionCreateSerializer, responses={201: RedemptionSerializer},
                    summary="Request a redemption",
-                   description="Send the tokens to `redemption_address`; once the transfer is confirmed "
-                               "they are burned and the shares sold (cash) or delivered (in kind).")
+                   description="On an EVM chain, call `redeem(amount, ref)` on the token as `redeem_on_chain` "
+                               "says (the tokens move to `redemption_address`, the issuer's vault, with the "
+                               "request's reference); once that is confirmed they are burned and the shares "
+                               "sold (cash) or delivered (in kind). A deposit without the reference, or of "
+                               "another amount, is not burned: it waits for operations.")
     @refuses(*REQUEST_CREATE_REFUSALS)
     @idempotent
     def post(self, request):

@@ -14,7 +14,12 @@ Steps that talk to the outside (the broker, the chains) are idempotent and keyed
 """
 
 from mint_redeem.services.approvals import request_approve
-from mint_redeem.services.chain import chain_operation_record_broadcast, chain_operation_record_signed
+from mint_redeem.services.chain import (
+    chain_operation_record_broadcast,
+    chain_operation_record_failed,
+    chain_operation_record_signed,
+    chain_operation_retry,
+)
 from mint_redeem.services.mints import (
     mint_advance,
     mint_cancel,
@@ -34,6 +39,7 @@ from mint_redeem.services.redemptions import (
     redemption_cancel,
     redemption_confirm_burn,
     redemption_fail,
+    redemption_instructions,
     redemption_payout_record,
     redemption_request_create,
     redemption_sale_retry,
@@ -42,10 +48,12 @@ from mint_redeem.services.redemptions import (
 )
 
 __all__ = [
-    "RequestError", "chain_operation_record_broadcast", "chain_operation_record_signed", "mint_advance",
+    "RequestError", "chain_operation_record_broadcast", "chain_operation_record_failed",
+    "chain_operation_record_signed", "chain_operation_retry", "mint_advance",
     "mint_cancel", "mint_cash_record", "mint_confirm_on_chain", "mint_fail", "mint_request_create",
     "mint_shares_receive", "mint_shortfall_cents", "mint_start_minting", "mint_topup_record", "parse_quantity",
     "redemption_address", "redemption_advance", "redemption_cancel", "redemption_confirm_burn", "redemption_fail",
+    "redemption_instructions",
     "redemption_payout_record", "redemption_request_create", "redemption_sale_retry", "redemption_shares_deliver",
     "redemption_tokens_receive", "request_approve",
 ]

@@ -12,6 +12,7 @@ import logging
 
 from django.db import transaction
 
+from mint_redeem import jobs
 from mint_redeem.models import ChainOperation
 from mint_redeem.services.quoting import RequestError
 
@@ -21,6 +22,19 @@ logger = logging.getLogger(__name__)
 def chain_operation_for(request, *, lock: bool = True) -> ChainOperation | None:
     queryset = ChainOperation.objects.select_for_update() if lock else ChainOperation.objects
     return queryset.filter(request_reference=request.stream).first()
+
+
+def chain_operation_create(*, kind: str, request, address: str) -> ChainOperation:
+    """Write a request's chain operation (in the transition's transaction) and, once it commits, ask the
+    chain's executor to run. A lost message is covered by the beat's sweep (chains.execute_all)."""
+    from chains.config import evm_chain_names
+
+    operation = ChainOperation.objects.create(kind=kind, chain=request.chain, product=request.product,
+                                              address=address, amount_base_units=request.token_base_units,
+                                              request_reference=request.stream)
+    if request.chain in evm_chain_names():
+        jobs.enqueue_on_commit(jobs.EXECUTE_CHAIN, request.chain)
+    return operation
 
 
 def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, tx_hash: str) -> ChainOperation:
@@ -52,6 +66,63 @@ def chain_operation_record_broadcast(*, operation: ChainOperation) -> ChainOpera
         operation.status = ChainOperation.Status.BROADCAST
         operation.save(update_fields=["status", "updated_at"])
     return operation
+
+
+def chain_operation_record_failed(*, operation: ChainOperation, error: str) -> ChainOperation:
+    """The executor found the operation refused for good: nothing of it is on chain (a reverted
+    transaction, a call the chain would revert, a nonce another transaction took). Its request stays
+    where it is, for operations to retry the operation (`chain_operation_retry`) or fail the request."""
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status in (ChainOperation.Status.CONFIRMED, ChainOperation.Status.FAILED):
+            return operation
+        operation.status = ChainOperation.Status.FAILED
+        operation.last_error = error[:2000]
+        operation.save(update_fields=["status", "last_error", "updated_at"])
+    logger.warning("chain operation %s (%s) failed: %s", operation.pk, operation.request_reference, error[:300])
+    return operation
+
+
+def chain_operation_retry(*, operation: ChainOperation, actor: str) -> ChainOperation:
+    """Operations send a failed operation to the executor again. Safe: it is retried only while its
+    request still waits for it and the chain shows its reference not yet minted (burned), its old
+    transaction is kept in `last_error`, and the contract refuses a reference twice anyway."""
+    from chains.evm import evm_chain, ref_bytes
+    from custody.models import ChainDeployment
+
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status != ChainOperation.Status.FAILED:
+            raise RequestError(f"operation {operation.pk} is {operation.status}, not failed",
+                               code="chain_operation_state", http_status=409)
+        waiting = "minting" if operation.kind == ChainOperation.Kind.MINT else "burning"
+        request = _request_of(operation)
+        if request is None or request.state != waiting:
+            raise RequestError(f"{operation.request_reference} is not {waiting}; nothing to retry",
+                               code="chain_operation_state", http_status=409)
+        token = ChainDeployment.objects.values_list("address", flat=True).get(product=operation.product_id,
+                                                                               chain=operation.chain)
+        evm = evm_chain(operation.chain)
+        ref = ref_bytes(operation.request_reference)
+        done = evm.ref_minted(token, ref) if operation.kind == ChainOperation.Kind.MINT else evm.ref_burned(token, ref)
+        if done:
+            raise RequestError(f"{operation.request_reference} is already {operation.kind}ed on chain; reconcile "
+                               "it by hand", code="chain_operation_on_chain", http_status=409)
+        operation.last_error = (f"retried by {actor}; earlier transaction {operation.tx_hash}: "
+                                f"{operation.last_error}")[:2000]
+        operation.status = ChainOperation.Status.PENDING
+        operation.signed_tx = operation.tx_hash = ""
+        operation.save(update_fields=["status", "signed_tx", "tx_hash", "last_error", "updated_at"])
+        jobs.enqueue_on_commit(jobs.EXECUTE_CHAIN, operation.chain)
+    return operation
+
+
+def _request_of(operation: ChainOperation):
+    from mint_redeem.models import MintRequest, Redemption
+
+    prefix, _, pk = operation.request_reference.partition("-")
+    model = {"mint": MintRequest, "redemption": Redemption}.get(prefix)
+    return model.objects.filter(pk=int(pk)).first() if model and pk.isdigit() else None
 
 
 def confirmation_accept(request, *, tx_hash: str, state: str) -> ChainOperation:

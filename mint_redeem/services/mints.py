@@ -277,9 +277,7 @@ def mint_start_minting(*, mint: MintRequest, actor: str) -> MintRequest:
                     return mint
             gates.assert_may_continue(participant=mint.participant, wallet=mint.wallet)
             assert_mint_covered(product=mint.product, chain=mint.chain, quantity_base_units=int(mint.token_base_units))
-            ChainOperation.objects.create(kind=ChainOperation.Kind.MINT, chain=mint.chain, product=mint.product,
-                                          address=mint.wallet.address, amount_base_units=mint.token_base_units,
-                                          request_reference=mint.stream)
+            chain.chain_operation_create(kind=ChainOperation.Kind.MINT, request=mint, address=mint.wallet.address)
             refund = split.refund_cents if split else 0
             transition(mint, "start_minting", actor=actor, refs={"compliance": "passed"},
                        amounts={"refund_cents": refund}, postings=[

@@ -22,7 +22,7 @@ from compliance import services as compliance_services
 from compliance.models import Participant
 from config import sql, transactions
 from custody import services as custody_services
-from custody.models import BrokerOrder
+from custody.models import BrokerOrder, ChainDeployment
 from ledger.postings import Line
 from ledger.services import NewEvent
 from mint_redeem.lifecycle import MAX_AUTOMATIC_ORDERS
@@ -66,6 +66,22 @@ def redemption_address(redemption: Redemption) -> str:
     return ProductTerms.objects.get(product=redemption.product).redemption_addresses.get(redemption.chain, "")
 
 
+def redemption_instructions(redemption: Redemption) -> dict | None:
+    """How the market maker hands the tokens over on an EVM chain: `redeem(amount, ref)` on the token,
+    which moves them to the vault with the request's reference (the watcher matches by it). None
+    elsewhere."""
+    from chains.config import evm_chain_names
+    from chains.evm import ref_bytes
+
+    if redemption.chain not in evm_chain_names():
+        return None
+    token = ChainDeployment.objects.filter(product=redemption.product_id, chain=redemption.chain).values_list(
+        "address", flat=True).first() or ""
+    return {"token": token, "function": "redeem", "signature": "redeem(uint256,bytes32)",
+            "amount": str(int(redemption.token_base_units)), "ref": "0x" + ref_bytes(redemption.stream).hex(),
+            "vault": redemption_address(redemption)}
+
+
 def redemption_cancel(*, redemption: Redemption, actor: str, reason: str) -> Redemption:
     with transaction.atomic():
         redemption = lock(redemption)
@@ -89,10 +105,8 @@ def redemption_tokens_receive(*, redemption: Redemption, tx_hash: str, actor: st
             transition(redemption, "fail", actor=actor, reason=f"compliance: {refusal.code}",
                        amounts={"tokens_owed_base_units": int(redemption.token_base_units)})
             return redemption
-        ChainOperation.objects.create(kind=ChainOperation.Kind.BURN, chain=redemption.chain,
-                                      product=redemption.product, address=redemption_address(redemption),
-                                      amount_base_units=redemption.token_base_units,
-                                      request_reference=redemption.stream)
+        chain.chain_operation_create(kind=ChainOperation.Kind.BURN, request=redemption,
+                                     address=redemption_address(redemption))
         transition(redemption, "start_burning", actor=actor, refs={"compliance": "passed"})
     return redemption
 

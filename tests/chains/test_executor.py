@@ -86,7 +86,7 @@ def test_a_worker_that_died_after_recording_leaves_exactly_that_transaction_to_b
 
 
 @pytest.mark.django_db
-def test_nothing_is_recorded_and_no_nonce_taken_when_signing_fails(evm, product, roles):
+def test_a_product_without_a_token_is_skipped_with_nothing_recorded_and_no_nonce_taken(evm, product, roles):
     no_code = TokenProduct.objects.create(symbol="MSFTx", security=Security.objects.create(
         ticker="MSFT", isin="US5949181045", cusip="594918104", exchange_mic="XNAS", name="Microsoft"))
     # An address without code: a mint sent there would "succeed" and mint nothing.
@@ -94,8 +94,8 @@ def test_nothing_is_recorded_and_no_nonce_taken_when_signing_fails(evm, product,
     op = ChainOperation.objects.create(kind="mint", chain="ethereum", product=no_code, address=holder(4).address,
                                        amount_base_units=1, request_reference="mint-99")
     nonce_before = list(SignerNonce.objects.values_list("address", "next_nonce"))
-    with pytest.raises(executor.TokenNotDeployed):
-        executor.execute_pending(chain_name="ethereum")
+    result = executor.execute_pending(chain_name="ethereum")
+    assert result.skipped_products == [no_code.pk] and result.operations == 0  # skipped, never blocking
     op.refresh_from_db()
     assert (op.status, op.signed_tx, op.tx_hash, op.attempts) == ("pending", "", "", 0)
     assert list(SignerNonce.objects.values_list("address", "next_nonce")) == nonce_before

@@ -114,3 +114,30 @@ def broadcast(request, tx_hash: str):
     operation = services.chain_operation_record_signed(operation=operation, signed_tx=f"signed:{tx_hash}",
                                                        tx_hash=tx_hash)
     return services.chain_operation_record_broadcast(operation=operation)
+
+
+@pytest.fixture
+def evm_market(market):
+    """The market with AAPLx deployed on the test anvil, its redemption address the chain's vault."""
+    from chains.evm import evm_chain
+    from chains.services import token_deploy
+    from chains.signers import redemption_vault
+
+    evm = evm_chain("ethereum")
+    token = token_deploy(chain=evm, name="Apple tokenized share", symbol="AAPLx", decimals=18)
+    ChainDeployment.objects.filter(product=market.product, chain="ethereum").update(address=token)
+    market.terms.redemption_addresses = {**market.terms.redemption_addresses, "ethereum": redemption_vault("ethereum")}
+    market.terms.save(update_fields=["redemption_addresses"])
+    market.token = token
+    return market
+
+
+def holder_of(mm):
+    """The market maker's own wallet key, with gas money (anvil_setBalance): it signs `redeem` itself."""
+    from chains.evm import evm_chain
+    from chains.signers import LocalKeySigner
+
+    key = mm.wallet_keys["ethereum"]
+    evm = evm_chain("ethereum")
+    evm.w3.provider.make_request("anvil_setBalance", [key.address, hex(10**20)])
+    return LocalKeySigner(key.key)

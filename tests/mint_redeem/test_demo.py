@@ -17,6 +17,24 @@ def test_seed_demo_is_idempotent_and_keeps_secrets_out_of_the_console(db, capsys
     assert oct(CREDENTIALS_FILE.stat().st_mode & 0o777) == "0o600"
 
 
+def test_seed_demo_deploys_each_demo_token_once_and_records_its_address(db, settings, tmp_path):
+    from chains.evm import evm_chain
+    from custody.models import ChainDeployment
+    from ledger.models import Event
+
+    settings.DEMO_CREDENTIALS_FILE = tmp_path / "demo-credentials.json"
+    call_command("seed_demo")
+    evm = ChainDeployment.objects.filter(chain__in=list(settings.EVM_CHAINS))
+    first = dict(evm.values_list("pk", "address"))
+    assert first and all(first.values())
+    for deployment in evm:
+        chain = evm_chain(deployment.chain)
+        assert chain.w3.eth.get_code(chain.w3.to_checksum_address(deployment.address))  # a contract is there
+    call_command("seed_demo")
+    assert dict(evm.values_list("pk", "address")) == first  # never deployed twice, never changed
+    assert Event.objects.filter(event_type="custody.deployment_address_set").count() == len(first)
+
+
 def test_demo_seeding_refuses_the_production_profile_and_creates_nothing(db, settings, tmp_path):
     import pytest
     from django.core.management import CommandError
