@@ -54,10 +54,6 @@ def changeable(model: type[models.Model]) -> Changeable | None:
     return _REGISTRY.get(model)
 
 
-def registered_models() -> list[type[models.Model]]:
-    return list(_REGISTRY)
-
-
 def _text(instance: models.Model, name: str) -> str | None:
     model_field = instance._meta.get_field(name)
     value = getattr(instance, model_field.attname)

@@ -254,15 +254,7 @@ def _redis_socket() -> Path:
 
 
 def _redis_pid() -> int | None:
-    try:
-        pid = int((REDIS_DIR / "redis.pid").read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    return pid
+    return _pid_alive(REDIS_DIR / "redis.pid")
 
 
 def _redis_ping() -> bool:

@@ -19,9 +19,9 @@ from mint_redeem.services.quoting import RequestError
 logger = logging.getLogger(__name__)
 
 
-def chain_operation_for(request, *, lock: bool = True) -> ChainOperation | None:
-    queryset = ChainOperation.objects.select_for_update() if lock else ChainOperation.objects
-    return queryset.filter(request_reference=request.stream).first()
+def chain_operation_for(request) -> ChainOperation | None:
+    """The request's operation, locked."""
+    return ChainOperation.objects.select_for_update().filter(request_reference=request.stream).first()
 
 
 def chain_operation_create(*, kind: str, request, address: str) -> ChainOperation:

@@ -32,10 +32,6 @@ class OrderOutcome:
     broker_fee_cents: int
     settlement_date: date | None
 
-    @property
-    def complete(self) -> bool:
-        return self.quantity_nano == self.order.quantity_nano
-
 
 def may_place_order(request, terms: ProductTerms, now: datetime) -> bool:
     """Orders wait for a second person's approval where one is needed, and for the market to open."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from django.db import transaction
 from django.utils import timezone
 
 from config import transactions
@@ -107,21 +106,3 @@ def notify(request, *, event_type: str, previous_state: str, endpoint_ids: list[
                         next_attempt_at=now) for endpoint_id in endpoint_ids])
     for delivery in deliveries:
         jobs.enqueue_on_commit(jobs.DELIVER_WEBHOOK, delivery.pk)
-
-
-def atomic_locked(request):
-    """`with atomic_locked(r) as r:` the request locked inside a new transaction (or savepoint)."""
-    return _AtomicLocked(request)
-
-
-class _AtomicLocked:
-    def __init__(self, request):
-        self.request = request
-        self.atomic = transaction.atomic()
-
-    def __enter__(self):
-        self.atomic.__enter__()
-        return lock(self.request)
-
-    def __exit__(self, *exc):
-        return self.atomic.__exit__(*exc)

@@ -8,24 +8,13 @@ import rfc8785
 from django.db import connection
 
 from ledger import selectors
-from ledger.postings import Line, PendingOpen, PendingPost
-from ledger.services import NewEvent, append
 from tests.conftest import as_database_owner, tamper
+from tests.ledger.test_verify_rebuild import populate as populate_ledger
 from tests.subprocesses import describe, manage
 
 
-def populate(tag: str, count: int = 4) -> list[int]:
-    positions = []
-    for i in range(count):
-        postings = [Line(f"t/{tag}/a", "USD", -(i + 1)), Line(f"t/{tag}/b", "USD", i + 1)]
-        positions.append(append(events=[NewEvent(stream=f"s-{tag}-{i % 2}", type="test.moved", data={"note": f"n{i}"},
-                                                 postings=postings)], actor="user:1").events[0].position)
-    append(events=[NewEvent(stream=f"s-{tag}-0", type="test.moved", data={},
-                            postings=[PendingOpen(f"pf-{tag}", f"t/{tag}/m", f"t/{tag}/it", "shares:X", 50)])],
-           actor="system")
-    append(events=[NewEvent(stream=f"s-{tag}-0", type="test.moved", data={},
-                            postings=[PendingPost(f"pf-{tag}", 20)])], actor="system")
-    return positions
+def populate(tag: str) -> list[int]:
+    return populate_ledger(tag, count=4)
 
 
 def test_verify_and_rebuild_check_pass_on_an_intact_ledger(committed, tag):
