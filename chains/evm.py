@@ -21,6 +21,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
 from web3 import HTTPProvider, IPCProvider, Web3
 from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound, Web3RPCError
 
@@ -30,6 +31,8 @@ from chains.signers import Signer
 ARTIFACT = Path(__file__).resolve().parent.parent / "contracts" / "artifacts" / "IssuerToken.json"
 GAS_MARGIN = 1.25  # over eth_estimateGas: state can change between estimate and inclusion
 MAX_REF_BYTES = 32
+# A replacement at the same nonce must raise both fees by at least this fraction (geth and anvil ask 10%).
+REPLACEMENT_BUMP_NUM, REPLACEMENT_BUMP_DEN = 1125, 1000
 
 
 class ChainError(RuntimeError):
@@ -104,6 +107,19 @@ class Receipt:
     gas_used: int
     contract_address: str | None
     confirmations: int  # blocks on top of the including one, the including one counted (1 = just mined)
+
+
+@dataclass(frozen=True)
+class RefRecord:
+    """The contract's event for a reference it minted (`Minted`) or burned (`BurnedFromVault`)."""
+
+    tx_hash: str
+    block_number: int
+    holder: str  # the recipient of a mint, the vault of a burn
+    amount_base_units: int
+
+    def matches(self, *, holder: str, amount_base_units: int) -> bool:
+        return self.holder.lower() == holder.lower() and self.amount_base_units == amount_base_units
 
 
 @dataclass(frozen=True)
@@ -206,6 +222,35 @@ class EvmChain:
         return self.sign_call(signer=signer, token=token, function="burnFromVault",
                               args=[int(amount_base_units), bytes(ref)], nonce=nonce, gas=gas)
 
+    def stuck(self, raw: bytes) -> bool:
+        """A pending transaction that cannot be included now: its fee cap is below the base fee."""
+        max_fee = int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["maxFeePerGas"])
+        return max_fee < int(self.w3.eth.get_block("latest")["baseFeePerGas"])
+
+    def sign_replacement(self, *, signer: Signer, raw: bytes) -> SignedTx | None:
+        """The same transaction (nonce, recipient, data, gas) with higher fees, to replace a stuck one:
+        each fee at least REPLACEMENT_BUMP above the old (what nodes ask of a replacement) and at least
+        what `fees()` suggests now. None if that would pass the configured caps: it waits instead."""
+        old = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        if to_checksum_address(Account.recover_transaction(raw)) != to_checksum_address(signer.address):
+            raise ValueError("a replacement is signed by the signer of the transaction it replaces")
+        try:
+            max_fee, tip = self.fees()
+        except FeesAboveCap:
+            return None
+        bumped_tip = max(tip, -(-int(old["maxPriorityFeePerGas"]) * REPLACEMENT_BUMP_NUM // REPLACEMENT_BUMP_DEN))
+        bumped_max = max(max_fee, -(-int(old["maxFeePerGas"]) * REPLACEMENT_BUMP_NUM // REPLACEMENT_BUMP_DEN))
+        if bumped_max > self.config.max_fee_per_gas_wei or bumped_tip > self.config.max_priority_fee_per_gas_wei:
+            return None
+        tx: dict[str, Any] = {"type": 2, "chainId": self.config.chain_id, "nonce": int(old["nonce"]), "value": 0,
+                              "data": _hex(old["data"]), "gas": int(old["gas"]), "maxFeePerGas": bumped_max,
+                              "maxPriorityFeePerGas": min(bumped_tip, bumped_max)}
+        if old.get("to"):
+            tx["to"] = to_checksum_address(old["to"])
+        replacement = bytes(signer.sign_transaction(tx))
+        return SignedTx(raw=replacement, tx_hash=_hex(keccak(replacement)), nonce=int(old["nonce"]),
+                        sender=signer.address)
+
     # --- broadcasting and following -----------------------------------------------------------
 
     def send_raw(self, signed: SignedTx | bytes) -> str:
@@ -294,7 +339,7 @@ class EvmChain:
         if self.transaction_known(tx_hash):
             return False
         sender = Account.recover_transaction(raw)
-        nonce = int(TypedTransaction.from_bytes(raw).as_dict()["nonce"])
+        nonce = int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["nonce"])
         return int(self.w3.eth.get_transaction_count(sender, "latest")) > nonce
 
     def ref_minted(self, token: str, ref: bytes, *, block: int | str = "latest") -> bool:
@@ -302,6 +347,19 @@ class EvmChain:
 
     def ref_burned(self, token: str, ref: bytes, *, block: int | str = "latest") -> bool:
         return bool(self.token(token).functions.burnedRefs(bytes(ref)).call(block_identifier=block))
+
+    def ref_record(self, token: str, ref: bytes, *, kind: str, from_block: int = 0) -> RefRecord | None:
+        """The event that minted (`kind` "mint") or burned ("burn") `ref`, found by its indexed topic;
+        None if there is none (the contract refuses a reference twice, so there is at most one)."""
+        contract = self.token(token)
+        event = contract.events.Minted if kind == "mint" else contract.events.BurnedFromVault
+        logs = event.get_logs(from_block=from_block, to_block="latest", argument_filters={"ref": bytes(ref)})
+        if not logs:
+            return None
+        log = logs[0]
+        holder = log["args"]["to"] if kind == "mint" else log["args"]["vault"]
+        return RefRecord(tx_hash=_hex(log["transactionHash"]), block_number=int(log["blockNumber"]),
+                         holder=to_checksum_address(holder), amount_base_units=int(log["args"]["amount"]))
 
     def redeemed_logs(self, token: str, *, from_block: int, to_block: int) -> list[RedeemedLog]:
         """Every `Redeemed` log of `token` in [from_block, to_block] as the node has them now, oldest first."""

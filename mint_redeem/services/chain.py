@@ -68,6 +68,49 @@ def chain_operation_record_broadcast(*, operation: ChainOperation) -> ChainOpera
     return operation
 
 
+def chain_operation_record_replacement(*, operation: ChainOperation, replaces: str, signed_tx: str,
+                                       tx_hash: str) -> ChainOperation:
+    """The executor re-signed the operation's stuck transaction at the same nonce with higher fees: keep
+    the replacement before it is broadcast, and the replaced hash too (either may be the one mined)."""
+    if not signed_tx or not tx_hash:
+        raise RequestError("a signed transaction and its hash are required", code="invalid_chain_record")
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.tx_hash == tx_hash:
+            return operation  # the same record again: a retry
+        if operation.status != ChainOperation.Status.BROADCAST or operation.tx_hash != replaces:
+            raise RequestError(f"operation {operation.pk} is {operation.status} with {operation.tx_hash}, not "
+                               f"broadcast with {replaces}", code="chain_operation_state", http_status=409)
+        operation.other_tx_hashes = [*operation.other_tx_hashes, operation.tx_hash]
+        operation.signed_tx, operation.tx_hash = signed_tx, tx_hash
+        operation.attempts += 1
+        operation.save(update_fields=["other_tx_hashes", "signed_tx", "tx_hash", "attempts", "updated_at"])
+    return operation
+
+
+def chain_operation_adopt_chain_record(*, operation: ChainOperation, tx_hash: str) -> ChainOperation:
+    """The chain already records the operation's reference, done by `tx_hash` to the operation's holder
+    for its amount (the executor checked the contract's event): that transaction becomes the operation's,
+    broadcast, and the executor follows it to depth and confirms the request as usual. What the operation
+    had signed before stays in `other_tx_hashes` (the contract refuses the reference again, so none of
+    it can land as well)."""
+    if not tx_hash:
+        raise RequestError("a transaction hash is required", code="invalid_chain_record")
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status == ChainOperation.Status.CONFIRMED or (
+                operation.status == ChainOperation.Status.BROADCAST and operation.tx_hash == tx_hash):
+            return operation
+        if operation.tx_hash and operation.tx_hash not in operation.other_tx_hashes:
+            operation.other_tx_hashes = [*operation.other_tx_hashes, operation.tx_hash]
+        operation.tx_hash, operation.status = tx_hash, ChainOperation.Status.BROADCAST
+        operation.last_error = f"the chain records {operation.request_reference} as done by {tx_hash}"
+        operation.save(update_fields=["other_tx_hashes", "tx_hash", "status", "last_error", "updated_at"])
+    logger.warning("chain operation %s (%s) takes the chain's record %s", operation.pk, operation.request_reference,
+                   tx_hash)
+    return operation
+
+
 def chain_operation_record_failed(*, operation: ChainOperation, error: str) -> ChainOperation:
     """The executor found the operation refused for good: nothing of it is on chain (a reverted
     transaction, a call the chain would revert, a nonce another transaction took). Its request stays
@@ -100,14 +143,20 @@ def chain_operation_retry(*, operation: ChainOperation, actor: str) -> ChainOper
         if request is None or request.state != waiting:
             raise RequestError(f"{operation.request_reference} is not {waiting}; nothing to retry",
                                code="chain_operation_state", http_status=409)
-        token = ChainDeployment.objects.values_list("address", flat=True).get(product=operation.product_id,
-                                                                               chain=operation.chain)
+        token, deployed_block = ChainDeployment.objects.values_list("address", "deployed_block").get(
+            product=operation.product_id, chain=operation.chain)
         evm = evm_chain(operation.chain)
         ref = ref_bytes(operation.request_reference)
         done = evm.ref_minted(token, ref) if operation.kind == ChainOperation.Kind.MINT else evm.ref_burned(token, ref)
         if done:
-            raise RequestError(f"{operation.request_reference} is already {operation.kind}ed on chain; reconcile "
-                               "it by hand", code="chain_operation_on_chain", http_status=409)
+            record = evm.ref_record(token, ref, kind=operation.kind, from_block=deployed_block or 0)
+            if record is not None and record.matches(holder=operation.address,
+                                                     amount_base_units=int(operation.amount_base_units)):
+                # Done on chain by an earlier transaction of ours: follow that one to depth instead.
+                return chain_operation_adopt_chain_record(operation=operation, tx_hash=record.tx_hash)
+            raise RequestError(f"{operation.request_reference} is already {operation.kind}ed on chain, not as this "
+                               f"operation asks ({record}); reconcile it by hand",
+                               code="chain_operation_on_chain", http_status=409)
         operation.last_error = (f"retried by {actor}; earlier transaction {operation.tx_hash}: "
                                 f"{operation.last_error}")[:2000]
         operation.status = ChainOperation.Status.PENDING
@@ -136,14 +185,17 @@ def confirmation_accept(request, *, tx_hash: str, state: str) -> ChainOperation:
         problem = "the request has no chain operation"
     elif operation.status != ChainOperation.Status.BROADCAST:
         problem = f"its chain operation is {operation.status}, not broadcast"
-    elif not tx_hash or operation.tx_hash != tx_hash:
+    elif not tx_hash or tx_hash not in (operation.tx_hash, *operation.other_tx_hashes):
         problem = "the transaction is not the one its chain operation broadcast"
     if problem:
         logger.warning("chain confirmation refused for %s (tx %s): %s", request.stream, tx_hash[:130], problem)
         raise RequestError(f"confirmation refused: {problem}", code="confirmation_refused", http_status=409,
                            details={"request": request.stream})
+    if tx_hash != operation.tx_hash:  # a replaced transaction was the one mined: it is the operation's now
+        operation.other_tx_hashes = [h for h in (operation.tx_hash, *operation.other_tx_hashes) if h != tx_hash]
+        operation.tx_hash = tx_hash
     operation.status = ChainOperation.Status.CONFIRMED
-    operation.save(update_fields=["status", "updated_at"])
+    operation.save(update_fields=["status", "tx_hash", "other_tx_hashes", "updated_at"])
     return operation
 
 
