@@ -31,6 +31,7 @@ from chains.signers import Signer
 ARTIFACT = Path(__file__).resolve().parent.parent / "contracts" / "artifacts" / "IssuerToken.json"
 GAS_MARGIN = 1.25  # over eth_estimateGas: state can change between estimate and inclusion
 MAX_REF_BYTES = 32
+MINT_BATCH_SELECTOR = "0x" + keccak(text="mintBatch(address[],uint256[],bytes32[])")[:4].hex()
 # A replacement at the same nonce must raise both fees by at least this fraction (geth and anvil ask 10%).
 REPLACEMENT_BUMP_NUM, REPLACEMENT_BUMP_DEN = 1125, 1000
 
@@ -213,9 +214,12 @@ class EvmChain:
                         gas: int | None = None) -> SignedTx:
         if not 1 <= len(mints) <= self.config.batch_size:
             raise ValueError(f"a batch holds 1..{self.config.batch_size} mints, not {len(mints)}")
-        args = ([to_checksum_address(m.to) for m in mints], [int(m.amount_base_units) for m in mints],
-                [bytes(m.ref) for m in mints])
-        return self.sign_call(signer=signer, token=token, function="mintBatch", args=args, nonce=nonce, gas=gas)
+        # ABI-encoded directly (selector + the codec): web3's contract encoder normalises every argument
+        # through its formatters and cost more CPU than the rest of a 100-mint batch together.
+        data = MINT_BATCH_SELECTOR + self.w3.codec.encode(["address[]", "uint256[]", "bytes32[]"], [
+            [to_checksum_address(m.to) for m in mints], [int(m.amount_base_units) for m in mints],
+            [bytes(m.ref) for m in mints]]).hex()
+        return self.sign(signer=signer, to=token, data=data, nonce=nonce, gas=gas)
 
     def sign_burn_from_vault(self, *, signer: Signer, token: str, amount_base_units: int, ref: bytes, nonce: int,
                              gas: int | None = None) -> SignedTx:

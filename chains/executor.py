@@ -246,6 +246,13 @@ def follow_broadcast(*, chain: EvmChain, result: RunResult) -> None:
             _refused_for_good(chain, ops, f"transaction {receipt.tx_hash} reverted in block {receipt.block_number}",
                               result)
             continue
+        try:
+            hooks.on_confirmed_batch(ops, tx_hash=receipt.tx_hash)
+            result.confirmed += len(ops)
+            continue
+        except Exception:
+            logger.exception("confirmation of %s operation(s) of %s not accepted together; one by one",
+                             len(ops), receipt.tx_hash)
         for op in ops:
             try:
                 hooks.on_confirmed(op, tx_hash=receipt.tx_hash)
@@ -261,8 +268,7 @@ def _sign_recorded(*, chain: EvmChain, ops: list[ChainOp], build) -> tuple[str, 
     hooks = outbox()
     operator = signer_for(chain.name, "operator")
     signed = sign_with_next_nonce(chain=chain, signer=operator, build=lambda nonce: build(operator, nonce))
-    for op in ops:
-        hooks.on_signed(op, signed_tx=signed.raw_hex, tx_hash=signed.tx_hash)
+    hooks.on_signed_batch(ops, signed_tx=signed.raw_hex, tx_hash=signed.tx_hash)
     logger.info("signed %s operation(s) on %s: %s (nonce %s)", len(ops), chain.name, signed.tx_hash, signed.nonce)
     return signed.raw_hex, signed.tx_hash
 
@@ -361,8 +367,7 @@ def execute_pending(*, chain_name: str, max_batches: int = MAX_BATCHES_PER_RUN,
                 batches += 1
                 raw_hex, tx_hash, ops = batch
                 chain.send_raw(bytes.fromhex(raw_hex.removeprefix("0x")))
-                for op in ops:
-                    hooks.on_broadcast(op)
+                hooks.on_broadcast_batch(ops)
                 result.broadcast.append(tx_hash)
                 result.operations += len(ops)
         follow_broadcast(chain=chain, result=result)

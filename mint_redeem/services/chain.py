@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from mint_redeem import jobs
 from mint_redeem.models import ChainOperation
@@ -53,6 +55,32 @@ def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, 
         operation.attempts += 1
         operation.save(update_fields=["signed_tx", "tx_hash", "status", "attempts", "updated_at"])
     return operation
+
+
+def chain_operations_record_signed(*, operation_ids: list[int], signed_tx: str, tx_hash: str) -> None:
+    """`chain_operation_record_signed` for every operation of one batch transaction, in one statement:
+    all were pending (claimed by the caller) or the call changes nothing."""
+    if not signed_tx or not tx_hash:
+        raise RequestError("a signed transaction and its hash are required", code="invalid_chain_record")
+    with transaction.atomic():
+        updated = ChainOperation.objects.filter(pk__in=operation_ids, status=ChainOperation.Status.PENDING).update(
+            signed_tx=signed_tx, tx_hash=tx_hash, status=ChainOperation.Status.SIGNED, attempts=F("attempts") + 1,
+            updated_at=timezone.now())
+        if updated != len(set(operation_ids)):
+            raise RequestError(f"only {updated} of {len(operation_ids)} operations were pending",
+                               code="chain_operation_state", http_status=409)
+
+
+def chain_operations_record_broadcast(*, operation_ids: list[int]) -> None:
+    """`chain_operation_record_broadcast` for every operation of one transaction, in one statement."""
+    with transaction.atomic():
+        ChainOperation.objects.filter(pk__in=operation_ids, status=ChainOperation.Status.SIGNED).update(
+            status=ChainOperation.Status.BROADCAST, updated_at=timezone.now())
+        wrong = ChainOperation.objects.filter(pk__in=operation_ids).exclude(
+            status=ChainOperation.Status.BROADCAST).values_list("pk", "status")
+        if wrong:
+            raise RequestError(f"operations not signed: {list(wrong)[:10]}", code="chain_operation_state",
+                               http_status=409)
 
 
 def chain_operation_record_broadcast(*, operation: ChainOperation) -> ChainOperation:
@@ -174,10 +202,12 @@ def _request_of(operation: ChainOperation):
     return model.objects.filter(pk=int(pk)).first() if model and pk.isdigit() else None
 
 
-def confirmation_accept(request, *, tx_hash: str, state: str) -> ChainOperation:
+def confirmation_accept(request, *, tx_hash: str, state: str, operation: ChainOperation | None = None,
+                        save: bool = True) -> ChainOperation:
     """With `request` locked: the request's operation, locked and marked confirmed, if `tx_hash` is the
-    transaction it was broadcast with and the request waits for it in `state`; otherwise refused."""
-    operation = chain_operation_for(request)
+    transaction it was broadcast with and the request waits for it in `state`; otherwise refused. A
+    batch passes the operation it locked already, and `save=False` to write every row in one statement."""
+    operation = operation or chain_operation_for(request)
     problem = None
     if request.state != state:
         problem = f"the request is {request.state}, not {state}"
@@ -195,7 +225,8 @@ def confirmation_accept(request, *, tx_hash: str, state: str) -> ChainOperation:
         operation.other_tx_hashes = [h for h in (operation.tx_hash, *operation.other_tx_hashes) if h != tx_hash]
         operation.tx_hash = tx_hash
     operation.status = ChainOperation.Status.CONFIRMED
-    operation.save(update_fields=["status", "tx_hash", "other_tx_hashes", "updated_at"])
+    if save:
+        operation.save(update_fields=["status", "tx_hash", "other_tx_hashes", "updated_at"])
     return operation
 
 
