@@ -145,6 +145,7 @@ class EvmChain:
         self.config = config
         self.w3 = web3_for(config.rpc_url)
         self._chain_id_checked = False
+        self._contracts: dict[str, Any] = {}
 
     @property
     def name(self) -> str:
@@ -160,8 +161,13 @@ class EvmChain:
             self._chain_id_checked = True
 
     def token(self, address: str):
-        artifact = token_artifact()
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=artifact["abi"])
+        # One contract object per token and adapter: web3 builds every function and event from the ABI
+        # when a contract is made, which cost more than the call it was made for.
+        address = to_checksum_address(address)
+        contract = self._contracts.get(address)
+        if contract is None:
+            contract = self._contracts[address] = self.w3.eth.contract(address=address, abi=token_artifact()["abi"])
+        return contract
 
     # --- fees, nonces, building and signing ---------------------------------------------------
 
