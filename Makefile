@@ -45,6 +45,7 @@ bench: install
 	ISSUER_ENV=test $(PY) bench/ledger_append.py
 	ISSUER_ENV=test $(PY) bench/reconcile.py
 	$(PY) bench/api_load.py
+	$(PY) bench/chain_throughput.py --chain evm
 
 stop:
 	$(PY) -m config.embedded stop

@@ -21,6 +21,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.typed_transactions import TypedTransaction
 from eth_utils import keccak, to_checksum_address
+from hexbytes import HexBytes
 from web3 import HTTPProvider, IPCProvider, Web3
 from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound, Web3RPCError
 
@@ -30,6 +31,9 @@ from chains.signers import Signer
 ARTIFACT = Path(__file__).resolve().parent.parent / "contracts" / "artifacts" / "IssuerToken.json"
 GAS_MARGIN = 1.25  # over eth_estimateGas: state can change between estimate and inclusion
 MAX_REF_BYTES = 32
+MINT_BATCH_SELECTOR = "0x" + keccak(text="mintBatch(address[],uint256[],bytes32[])")[:4].hex()
+# A replacement at the same nonce must raise both fees by at least this fraction (geth and anvil ask 10%).
+REPLACEMENT_BUMP_NUM, REPLACEMENT_BUMP_DEN = 1125, 1000
 
 
 class ChainError(RuntimeError):
@@ -107,6 +111,19 @@ class Receipt:
 
 
 @dataclass(frozen=True)
+class RefRecord:
+    """The contract's event for a reference it minted (`Minted`) or burned (`BurnedFromVault`)."""
+
+    tx_hash: str
+    block_number: int
+    holder: str  # the recipient of a mint, the vault of a burn
+    amount_base_units: int
+
+    def matches(self, *, holder: str, amount_base_units: int) -> bool:
+        return self.holder.lower() == holder.lower() and self.amount_base_units == amount_base_units
+
+
+@dataclass(frozen=True)
 class RedeemedLog:
     token: str
     holder: str
@@ -128,6 +145,7 @@ class EvmChain:
         self.config = config
         self.w3 = web3_for(config.rpc_url)
         self._chain_id_checked = False
+        self._contracts: dict[str, Any] = {}
 
     @property
     def name(self) -> str:
@@ -143,8 +161,13 @@ class EvmChain:
             self._chain_id_checked = True
 
     def token(self, address: str):
-        artifact = token_artifact()
-        return self.w3.eth.contract(address=to_checksum_address(address), abi=artifact["abi"])
+        # One contract object per token and adapter: web3 builds every function and event from the ABI
+        # when a contract is made, which cost more than the call it was made for.
+        address = to_checksum_address(address)
+        contract = self._contracts.get(address)
+        if contract is None:
+            contract = self._contracts[address] = self.w3.eth.contract(address=address, abi=token_artifact()["abi"])
+        return contract
 
     # --- fees, nonces, building and signing ---------------------------------------------------
 
@@ -197,14 +220,46 @@ class EvmChain:
                         gas: int | None = None) -> SignedTx:
         if not 1 <= len(mints) <= self.config.batch_size:
             raise ValueError(f"a batch holds 1..{self.config.batch_size} mints, not {len(mints)}")
-        args = ([to_checksum_address(m.to) for m in mints], [int(m.amount_base_units) for m in mints],
-                [bytes(m.ref) for m in mints])
-        return self.sign_call(signer=signer, token=token, function="mintBatch", args=args, nonce=nonce, gas=gas)
+        # ABI-encoded directly (selector + the codec): web3's contract encoder normalises every argument
+        # through its formatters and cost more CPU than the rest of a 100-mint batch together.
+        data = MINT_BATCH_SELECTOR + self.w3.codec.encode(["address[]", "uint256[]", "bytes32[]"], [
+            [to_checksum_address(m.to) for m in mints], [int(m.amount_base_units) for m in mints],
+            [bytes(m.ref) for m in mints]]).hex()
+        return self.sign(signer=signer, to=token, data=data, nonce=nonce, gas=gas)
 
     def sign_burn_from_vault(self, *, signer: Signer, token: str, amount_base_units: int, ref: bytes, nonce: int,
                              gas: int | None = None) -> SignedTx:
         return self.sign_call(signer=signer, token=token, function="burnFromVault",
                               args=[int(amount_base_units), bytes(ref)], nonce=nonce, gas=gas)
+
+    def stuck(self, raw: bytes) -> bool:
+        """A pending transaction that cannot be included now: its fee cap is below the base fee."""
+        max_fee = int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["maxFeePerGas"])
+        return max_fee < int(self.w3.eth.get_block("latest")["baseFeePerGas"])
+
+    def sign_replacement(self, *, signer: Signer, raw: bytes) -> SignedTx | None:
+        """The same transaction (nonce, recipient, data, gas) with higher fees, to replace a stuck one:
+        each fee at least REPLACEMENT_BUMP above the old (what nodes ask of a replacement) and at least
+        what `fees()` suggests now. None if that would pass the configured caps: it waits instead."""
+        old = TypedTransaction.from_bytes(HexBytes(raw)).as_dict()
+        if to_checksum_address(Account.recover_transaction(raw)) != to_checksum_address(signer.address):
+            raise ValueError("a replacement is signed by the signer of the transaction it replaces")
+        try:
+            max_fee, tip = self.fees()
+        except FeesAboveCap:
+            return None
+        bumped_tip = max(tip, -(-int(old["maxPriorityFeePerGas"]) * REPLACEMENT_BUMP_NUM // REPLACEMENT_BUMP_DEN))
+        bumped_max = max(max_fee, -(-int(old["maxFeePerGas"]) * REPLACEMENT_BUMP_NUM // REPLACEMENT_BUMP_DEN))
+        if bumped_max > self.config.max_fee_per_gas_wei or bumped_tip > self.config.max_priority_fee_per_gas_wei:
+            return None
+        tx: dict[str, Any] = {"type": 2, "chainId": self.config.chain_id, "nonce": int(old["nonce"]), "value": 0,
+                              "data": _hex(old["data"]), "gas": int(old["gas"]), "maxFeePerGas": bumped_max,
+                              "maxPriorityFeePerGas": min(bumped_tip, bumped_max)}
+        if old.get("to"):
+            tx["to"] = to_checksum_address(old["to"])
+        replacement = bytes(signer.sign_transaction(tx))
+        return SignedTx(raw=replacement, tx_hash=_hex(keccak(replacement)), nonce=int(old["nonce"]),
+                        sender=signer.address)
 
     # --- broadcasting and following -----------------------------------------------------------
 
@@ -227,18 +282,20 @@ class EvmChain:
             return False
 
     def receipt(self, tx_hash: str) -> Receipt | None:
-        try:
-            raw = self.w3.eth.get_transaction_receipt(tx_hash)
-        except TransactionNotFound:
-            return None
+        # The raw JSON-RPC answer, not w3.eth.get_transaction_receipt: web3 formats every log of the
+        # receipt (a 100-mint batch has 200), which cost more than the rest of following the batch.
+        response = self.w3.provider.make_request("eth_getTransactionReceipt", [tx_hash])
+        if response.get("error"):
+            raise ChainError(f"{self.name}: receipt of {tx_hash}: {response['error']}")
+        raw = response.get("result")
         if raw is None or raw.get("blockNumber") is None:
             return None
         head = self.w3.eth.block_number
-        return Receipt(tx_hash=_hex(raw["transactionHash"]), succeeded=raw["status"] == 1,
-                       block_number=int(raw["blockNumber"]), block_hash=_hex(raw["blockHash"]),
-                       gas_used=int(raw["gasUsed"]),
+        block_number = int(raw["blockNumber"], 16)
+        return Receipt(tx_hash=_hex(raw["transactionHash"]), succeeded=int(raw["status"], 16) == 1,
+                       block_number=block_number, block_hash=_hex(raw["blockHash"]), gas_used=int(raw["gasUsed"], 16),
                        contract_address=raw.get("contractAddress") and to_checksum_address(raw["contractAddress"]),
-                       confirmations=head - int(raw["blockNumber"]) + 1)
+                       confirmations=head - block_number + 1)
 
     def is_final(self, receipt: Receipt) -> bool:
         """Deep enough to act on: the configured depth of blocks on top of the including one (depth 0:
@@ -294,7 +351,7 @@ class EvmChain:
         if self.transaction_known(tx_hash):
             return False
         sender = Account.recover_transaction(raw)
-        nonce = int(TypedTransaction.from_bytes(raw).as_dict()["nonce"])
+        nonce = int(TypedTransaction.from_bytes(HexBytes(raw)).as_dict()["nonce"])
         return int(self.w3.eth.get_transaction_count(sender, "latest")) > nonce
 
     def ref_minted(self, token: str, ref: bytes, *, block: int | str = "latest") -> bool:
@@ -302,6 +359,19 @@ class EvmChain:
 
     def ref_burned(self, token: str, ref: bytes, *, block: int | str = "latest") -> bool:
         return bool(self.token(token).functions.burnedRefs(bytes(ref)).call(block_identifier=block))
+
+    def ref_record(self, token: str, ref: bytes, *, kind: str, from_block: int = 0) -> RefRecord | None:
+        """The event that minted (`kind` "mint") or burned ("burn") `ref`, found by its indexed topic;
+        None if there is none (the contract refuses a reference twice, so there is at most one)."""
+        contract = self.token(token)
+        event = contract.events.Minted if kind == "mint" else contract.events.BurnedFromVault
+        logs = event.get_logs(from_block=from_block, to_block="latest", argument_filters={"ref": bytes(ref)})
+        if not logs:
+            return None
+        log = logs[0]
+        holder = log["args"]["to"] if kind == "mint" else log["args"]["vault"]
+        return RefRecord(tx_hash=_hex(log["transactionHash"]), block_number=int(log["blockNumber"]),
+                         holder=to_checksum_address(holder), amount_base_units=int(log["args"]["amount"]))
 
     def redeemed_logs(self, token: str, *, from_block: int, to_block: int) -> list[RedeemedLog]:
         """Every `Redeemed` log of `token` in [from_block, to_block] as the node has them now, oldest first."""

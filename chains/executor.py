@@ -155,35 +155,107 @@ def broadcast_signed(*, chain: EvmChain, limit: int = 1000) -> list[str]:
     return sent
 
 
+def _receipt_of_any(chain: EvmChain, op: ChainOp):
+    """The receipt of whichever of the operation's transactions (the current one, or one it replaced at
+    the same nonce) was mined; only one can be: they share a nonce."""
+    for tx_hash in op.tx_hashes:
+        receipt = chain.receipt(tx_hash)
+        if receipt is not None:
+            return receipt
+    return None
+
+
+def _replace_if_stuck(chain: EvmChain, ops: list[ChainOp]) -> str | None:
+    """A transaction the chain cannot include (its fee cap under the base fee) is replaced at the same
+    nonce with higher fees (chains.evm.sign_replacement, within the caps), recorded on every operation
+    (`on_replaced`, the replaced hash kept) before it is broadcast. Never a new nonce."""
+    raw = _raw(ops[0])
+    if not chain.stuck(raw):
+        return None
+    replacement = chain.sign_replacement(signer=signer_for(chain.name, "operator"), raw=raw)
+    if replacement is None:
+        logger.warning("%s: %s is stuck and its replacement would pass the fee caps: waiting", chain.name,
+                       ops[0].tx_hash)
+        return None
+    hooks = outbox()
+    with transaction.atomic():
+        for op in ops:
+            hooks.on_replaced(op, signed_tx=replacement.raw_hex, tx_hash=replacement.tx_hash)
+    logger.info("%s: replaced stuck %s with %s at nonce %s", chain.name, ops[0].tx_hash, replacement.tx_hash,
+                replacement.nonce)
+    chain.send_raw(replacement)
+    return replacement.tx_hash
+
+
+def _adopt_chain_record(chain: EvmChain, op: ChainOp) -> tuple[bool, str]:
+    """If the contract already records the operation's reference, done for its holder and amount, that
+    transaction becomes the operation's (`on_chain_record`, then followed to depth): (True, ""). Otherwise
+    (False, why): not done, or done otherwise, which operations must look at."""
+    deployment = ChainDeployment.objects.filter(product_id=op.product_id, chain=chain.name).values_list(
+        "address", "deployed_block").first()
+    if deployment is None or not deployment[0]:
+        return False, ""
+    token, deployed_block = deployment
+    ref = ref_bytes(op.reference)
+    done = chain.ref_minted(token, ref) if op.kind == "mint" else chain.ref_burned(token, ref)
+    if not done:
+        return False, ""
+    record = chain.ref_record(token, ref, kind=op.kind, from_block=deployed_block or 0)
+    if record is None or not record.matches(holder=op.address if op.kind == "mint" else record.holder,
+                                            amount_base_units=op.amount_base_units):
+        return False, (f"the chain records {op.reference} as {op.kind}ed otherwise ({record}), not as this "
+                       "operation asks; ")
+    outbox().on_chain_record(op, tx_hash=record.tx_hash)
+    return True, ""
+
+
+def _refused_for_good(chain: EvmChain, ops: list[ChainOp], error: str, result: RunResult | None = None) -> None:
+    """Operations the chain refused: one whose reference the chain already records as done for it takes
+    that record (never left broadcast, never retried forever); the others fail, for operations to retry."""
+    for op in ops:
+        adopted, why = _adopt_chain_record(chain, op)
+        if not adopted:
+            _fail_all([op], why + error, result)
+
+
 def follow_broadcast(*, chain: EvmChain, result: RunResult) -> None:
     """Step 1: every broadcast transaction of the chain, to its depth, and its outcome reported once."""
     hooks = outbox()
     in_flight = 0
     for tx_hash, ops in _group(hooks.broadcast_not_confirmed(chain=chain.name, limit=FOLLOW_LIMIT)).items():
-        receipt = chain.receipt(tx_hash)
+        receipt = _receipt_of_any(chain, ops[0])
         if receipt is None:
             raw = _raw(ops[0])
-            if chain.transaction_known(tx_hash):
-                in_flight += len(ops)
-            elif chain.nonce_taken_by_another(raw):
-                _fail_all(ops, f"transaction {tx_hash} can never land: another transaction took its nonce", result)
-            else:
+            if not chain.transaction_known(tx_hash):
+                if chain.nonce_taken_by_another(raw):
+                    _refused_for_good(chain, ops, f"transaction {tx_hash} can never land: another transaction "
+                                                  "took its nonce", result)
+                    continue
                 try:
                     chain.send_raw(raw)  # dropped by the node (a restart, a full pool): the same bytes again
-                    in_flight += len(ops)
                 except ChainError as exc:
                     logger.warning("re-broadcast of %s on %s refused, will try again: %s", tx_hash, chain.name, exc)
-                    in_flight += len(ops)
+            # Pending or dropped, a fee cap under the base fee will not get it mined: replace it, same nonce.
+            _replace_if_stuck(chain, ops)
+            in_flight += len(ops)
             continue
         if not chain.is_final(receipt):
             in_flight += len(ops)
             continue
         if not receipt.succeeded:
-            _fail_all(ops, f"transaction {tx_hash} reverted in block {receipt.block_number}", result)
+            _refused_for_good(chain, ops, f"transaction {receipt.tx_hash} reverted in block {receipt.block_number}",
+                              result)
             continue
+        try:
+            hooks.on_confirmed_batch(ops, tx_hash=receipt.tx_hash)
+            result.confirmed += len(ops)
+            continue
+        except Exception:
+            logger.exception("confirmation of %s operation(s) of %s not accepted together; one by one",
+                             len(ops), receipt.tx_hash)
         for op in ops:
             try:
-                hooks.on_confirmed(op, tx_hash=tx_hash)
+                hooks.on_confirmed(op, tx_hash=receipt.tx_hash)
                 result.confirmed += 1
             except Exception:
                 # One request's refusal (a bug, or data changed by hand) must not hold back the others.
@@ -196,8 +268,7 @@ def _sign_recorded(*, chain: EvmChain, ops: list[ChainOp], build) -> tuple[str, 
     hooks = outbox()
     operator = signer_for(chain.name, "operator")
     signed = sign_with_next_nonce(chain=chain, signer=operator, build=lambda nonce: build(operator, nonce))
-    for op in ops:
-        hooks.on_signed(op, signed_tx=signed.raw_hex, tx_hash=signed.tx_hash)
+    hooks.on_signed_batch(ops, signed_tx=signed.raw_hex, tx_hash=signed.tx_hash)
     logger.info("signed %s operation(s) on %s: %s (nonce %s)", len(ops), chain.name, signed.tx_hash, signed.nonce)
     return signed.raw_hex, signed.tx_hash
 
@@ -256,7 +327,7 @@ def sign_batch(*, chain: EvmChain, kind: str = "mint", skip: set[int] | None = N
         except ContractLogicError:
             for op in ops:
                 if op.id in refused:
-                    _fail_all([op], f"the chain refuses it: {refused[op.id]}")
+                    _refused_for_good(chain, [op], f"the chain refuses it: {refused[op.id]}")
             continue
         return raw_hex, tx_hash, ops
 
@@ -296,8 +367,7 @@ def execute_pending(*, chain_name: str, max_batches: int = MAX_BATCHES_PER_RUN,
                 batches += 1
                 raw_hex, tx_hash, ops = batch
                 chain.send_raw(bytes.fromhex(raw_hex.removeprefix("0x")))
-                for op in ops:
-                    hooks.on_broadcast(op)
+                hooks.on_broadcast_batch(ops)
                 result.broadcast.append(tx_hash)
                 result.operations += len(ops)
         follow_broadcast(chain=chain, result=result)

@@ -28,9 +28,11 @@ SUPPLY_ACTOR = "task:chains.observe_supply"
 logger = logging.getLogger(__name__)
 
 
-def deployed_tokens(chain_name: str) -> list[str]:
-    return [address for address in ChainDeployment.objects.filter(chain=chain_name).exclude(address="")
-            .values_list("address", flat=True)]
+def deployed_tokens(chain_name: str) -> list[tuple[str, int]]:
+    """(address, block to start watching from) of every token deployed on the chain: its deployment
+    block when recorded, else 0 (a deployment recorded before the block was kept)."""
+    return [(address, block or 0) for address, block in ChainDeployment.objects.filter(chain=chain_name)
+            .exclude(address="").values_list("address", "deployed_block")]
 
 
 def redemptions_watch(*, chain_name: str) -> dict:
@@ -38,10 +40,10 @@ def redemptions_watch(*, chain_name: str) -> dict:
     chain.check_chain_id()
     tokens = deployed_tokens(chain_name)
     seen = confirmed = 0
-    for token in tokens:
+    for token, deployed_block in tokens:
         if not chain.w3.eth.get_code(chain.w3.to_checksum_address(token)):
             continue
-        scan = redeemed_scan(chain=chain, token=token)
+        scan = redeemed_scan(chain=chain, token=token, start_block=deployed_block)
         seen += len(scan.seen)
         confirmed += len(scan.confirmed)
     handled = deposits_hand_on(chain_name=chain_name)

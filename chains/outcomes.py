@@ -27,6 +27,12 @@ class ChainOp:
     reference: str  # "mint-<id>" or "redemption-<id>": the on-chain reference (chains.evm.ref_bytes)
     signed_tx: str = ""
     tx_hash: str = ""
+    # Earlier transactions of the operation at the same nonce (replaced by a fee bump): whichever confirms counts.
+    other_tx_hashes: tuple[str, ...] = ()
+
+    @property
+    def tx_hashes(self) -> tuple[str, ...]:
+        return (self.tx_hash, *self.other_tx_hashes)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,18 @@ class Outbox:
     broadcast_not_confirmed: Callable[..., list[ChainOp]]  # (*, chain, limit)
     on_signed: Callable[..., None]  # (op, *, signed_tx, tx_hash), in the transaction that took the nonce
     on_broadcast: Callable[..., None]  # (op)
+    # The same for every operation of one transaction at once (a mint batch): one statement, not one per row.
+    on_signed_batch: Callable[..., None]  # (ops, *, signed_tx, tx_hash)
+    on_broadcast_batch: Callable[..., None]  # (ops)
+    # Every operation of one transaction confirmed at depth: in one database transaction when it can be
+    # (all or nothing); the executor falls back to `on_confirmed` one by one if it raises.
+    on_confirmed_batch: Callable[..., None]  # (ops, *, tx_hash)
+    # A replacement of the broadcast transaction at the same nonce (higher fees), recorded before it is
+    # broadcast; the replaced hash stays the operation's too.
+    on_replaced: Callable[..., None]  # (op, *, signed_tx, tx_hash)
+    # The chain's own record of the operation's reference (an event of our contract, matching its holder
+    # and amount) becomes its transaction, to be followed to depth: a retry refused because it was done.
+    on_chain_record: Callable[..., None]  # (op, *, tx_hash)
     on_confirmed: Callable[..., None]  # (op, *, tx_hash): confirmed at the chain's depth, succeeded
     # The chain refused the operation for good (a reverted transaction at depth, a call it would revert,
     # a nonce another transaction took): nothing of it is on chain. Operations decide (retry or fail).

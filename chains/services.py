@@ -49,7 +49,14 @@ def token_call(*, chain: EvmChain, signer: Signer, token: str, function: str, ar
 
 
 def token_deploy(*, chain: EvmChain, name: str, symbol: str, decimals: int, vault: str | None = None) -> str:
-    """Deploy a product's token on `chain` with the configured signers in their roles; its address.
+    """Deploy a product's token (see `token_deploy_receipt`); its address."""
+    return token_deploy_receipt(chain=chain, name=name, symbol=symbol, decimals=decimals, vault=vault).contract_address
+
+
+def token_deploy_receipt(*, chain: EvmChain, name: str, symbol: str, decimals: int, vault: str | None = None
+                         ) -> Receipt:
+    """Deploy a product's token on `chain` with the configured signers in their roles; the receipt (its
+    contract address, and the block a watcher of the token starts from).
 
     The admin key deploys and holds DEFAULT_ADMIN; the operator key gets MINTER and BURNER; the pauser
     key PAUSER; redeemed tokens go to the chain's redemption vault."""
@@ -64,4 +71,4 @@ def token_deploy(*, chain: EvmChain, name: str, symbol: str, decimals: int, vaul
         burner=operator.address, pauser=pauser.address, vault=vault, nonce=nonce))
     if not receipt.contract_address:
         raise ChainError(f"{chain.name}: the deployment {receipt.tx_hash} created no contract")
-    return receipt.contract_address
+    return receipt

@@ -131,6 +131,7 @@ class DeploymentAddressSet(EventData):
     product: str
     chain: str
     address: str
+    deployed_block: int | None = None  # absent from events recorded before it was kept
 
 
 @event_type("custody.product_multiplier_changed", version=1)

@@ -160,13 +160,18 @@ def product_multiplier_set(*, product: TokenProduct, multiplier: Decimal, reason
     return product
 
 
-def deployment_address_set(*, deployment: ChainDeployment, address: str, actor: str) -> ChainDeployment:
+def deployment_address_set(*, deployment: ChainDeployment, address: str, actor: str,
+                           deployed_block: int | None = None) -> ChainDeployment:
     """Record where a product's token lives on a chain, once: set from empty (after the deployment
     transaction is confirmed), never changed after, since every mint, burn and supply reading refers to
-    it. Recorded on the product's stream."""
+    it (the database refuses a change too: custody 0007). `deployed_block`, the block (slot) it was
+    deployed in, is where watchers start. Recorded on the product's stream."""
     address = address.strip()
     if not address:
         raise CustodyError("an address is required", code="invalid_address")
+    if deployed_block is not None and (isinstance(deployed_block, bool) or not isinstance(deployed_block, int)
+                                       or deployed_block < 0):
+        raise CustodyError("deployed_block must be a non-negative integer", code="invalid_address")
     with transaction.atomic():
         deployment = ChainDeployment.objects.select_for_update().select_related("product").get(pk=deployment.pk)
         if deployment.address == address:
@@ -174,11 +179,13 @@ def deployment_address_set(*, deployment: ChainDeployment, address: str, actor: 
         if deployment.address:
             raise CustodyError(f"{deployment} is already at {deployment.address}; a token address never changes",
                                code="address_fixed", http_status=409)
-        deployment.address = address
-        deployment.save(update_fields=["address"])
+        deployment.address, deployment.deployed_block = address, deployed_block
+        deployment.save(update_fields=["address", "deployed_block"])
+        data = {"product": deployment.product.symbol, "chain": deployment.chain, "address": address}
+        if deployed_block is not None:
+            data["deployed_block"] = deployed_block
         _append([NewEvent(stream=f"product-{deployment.product.symbol}", type="custody.deployment_address_set",
-                          data={"product": deployment.product.symbol, "chain": deployment.chain,
-                                "address": address})], actor=actor)
+                          data=data)], actor=actor)
     return deployment
 
 

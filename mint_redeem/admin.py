@@ -196,8 +196,10 @@ class ChainOperationAdmin(admin.ModelAdmin):
     def retry_failed(self, request, queryset):
         for operation in queryset.filter(status=ChainOperation.Status.FAILED):
             try:
-                services.chain_operation_retry(operation=operation, actor=f"user:{request.user.pk}")
-                self.message_user(request, f"{operation.request_reference}: queued again", messages.SUCCESS)
+                retried = services.chain_operation_retry(operation=operation, actor=f"user:{request.user.pk}")
+                done = (f"done on chain by {retried.tx_hash}: followed to its confirmation"
+                        if retried.status == ChainOperation.Status.BROADCAST else "queued again")
+                self.message_user(request, f"{operation.request_reference}: {done}", messages.SUCCESS)
             except DomainError as exc:
                 self.message_user(request, f"{operation.request_reference}: {exc}", messages.ERROR)
     list_filter = ("status", "kind", "chain")

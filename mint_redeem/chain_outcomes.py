@@ -22,7 +22,7 @@ WATCHER_ACTOR = "task:chains.watcher"
 def _op(row: ChainOperation) -> ChainOp:
     return ChainOp(id=row.pk, kind=row.kind, chain=row.chain, product_id=row.product_id, address=row.address,
                    amount_base_units=int(row.amount_base_units), reference=row.request_reference,
-                   signed_tx=row.signed_tx, tx_hash=row.tx_hash)
+                   signed_tx=row.signed_tx, tx_hash=row.tx_hash, other_tx_hashes=tuple(row.other_tx_hashes))
 
 
 def claim_pending(*, chain: str, kind: str, limit: int, exclude_products=()) -> list[ChainOp]:
@@ -68,6 +68,47 @@ def on_broadcast(op: ChainOp) -> None:
     from mint_redeem.services import chain_operation_record_broadcast
 
     chain_operation_record_broadcast(operation=ChainOperation.objects.get(pk=op.id))
+
+
+def on_signed_batch(ops: list[ChainOp], *, signed_tx: str, tx_hash: str) -> None:
+    from mint_redeem.services.chain import chain_operations_record_signed
+
+    chain_operations_record_signed(operation_ids=[op.id for op in ops], signed_tx=signed_tx, tx_hash=tx_hash)
+
+
+def on_broadcast_batch(ops: list[ChainOp]) -> None:
+    from mint_redeem.services.chain import chain_operations_record_broadcast
+
+    chain_operations_record_broadcast(operation_ids=[op.id for op in ops])
+
+
+def on_confirmed_batch(ops: list[ChainOp], *, tx_hash: str) -> None:
+    """A mint batch's confirmations in one database transaction (mints_confirm_on_chain); anything else,
+    or a batch with an operation already confirmed, one by one."""
+    from mint_redeem.services import mints_confirm_on_chain
+
+    statuses = dict(ChainOperation.objects.filter(pk__in=[op.id for op in ops]).values_list("pk", "status"))
+    pending = [op for op in ops if statuses.get(op.id) != ChainOperation.Status.CONFIRMED]
+    mint_ids = [int(op.reference.partition("-")[2]) for op in pending
+                if op.kind == ChainOperation.Kind.MINT and op.reference.startswith("mint-")]
+    if len(pending) > 1 and len(mint_ids) == len(pending):
+        mints_confirm_on_chain(mint_ids=mint_ids, tx_hash=tx_hash, actor=EXECUTOR_ACTOR)
+        return
+    for op in pending:
+        on_confirmed(op, tx_hash=tx_hash)
+
+
+def on_replaced(op: ChainOp, *, signed_tx: str, tx_hash: str) -> None:
+    from mint_redeem.services.chain import chain_operation_record_replacement
+
+    chain_operation_record_replacement(operation=ChainOperation.objects.get(pk=op.id), replaces=op.tx_hash,
+                                       signed_tx=signed_tx, tx_hash=tx_hash)
+
+
+def on_chain_record(op: ChainOp, *, tx_hash: str) -> None:
+    from mint_redeem.services.chain import chain_operation_adopt_chain_record
+
+    chain_operation_adopt_chain_record(operation=ChainOperation.objects.get(pk=op.id), tx_hash=tx_hash)
 
 
 def on_failed(op: ChainOp, *, error: str) -> None:
@@ -142,4 +183,6 @@ def register() -> None:
     outcomes.register(claim_pending=claim_pending, has_pending=has_pending, signed_not_broadcast=signed_not_broadcast,
                       broadcast_not_confirmed=broadcast_not_confirmed, on_signed=on_signed, on_broadcast=on_broadcast,
                       on_confirmed=on_confirmed, on_failed=on_failed, on_redeemed=on_redeemed,
-                      in_flight=in_flight)
+                      in_flight=in_flight, on_replaced=on_replaced, on_chain_record=on_chain_record,
+                      on_signed_batch=on_signed_batch, on_broadcast_batch=on_broadcast_batch,
+                      on_confirmed_batch=on_confirmed_batch)

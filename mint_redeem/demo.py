@@ -57,7 +57,7 @@ def deploy_demo_tokens() -> list[str]:
     deployment with an address is left alone."""
     from chains.config import evm_chain_names
     from chains.evm import evm_chain
-    from chains.services import token_deploy
+    from chains.services import token_deploy_receipt
     from custody.models import ChainDeployment
     from custody.services import deployment_address_set
 
@@ -65,9 +65,11 @@ def deploy_demo_tokens() -> list[str]:
     for deployment in ChainDeployment.objects.filter(chain__in=evm_chain_names(), address="").select_related(
             "product__security"):
         evm = evm_chain(deployment.chain)
-        address = token_deploy(chain=evm, name=f"{deployment.product.security.name} tokenized share",
-                               symbol=deployment.product.symbol, decimals=deployment.decimals)
-        deployment_address_set(deployment=deployment, address=address, actor="system:seed_demo")
+        receipt = token_deploy_receipt(chain=evm, name=f"{deployment.product.security.name} tokenized share",
+                                       symbol=deployment.product.symbol, decimals=deployment.decimals)
+        address = receipt.contract_address
+        deployment_address_set(deployment=deployment, address=address, deployed_block=receipt.block_number,
+                               actor="system:seed_demo")
         lines.append(f"deployed {deployment.product.symbol} on {deployment.chain} at {address}")
     return lines
 

@@ -154,6 +154,10 @@ class ChainOperation(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     signed_tx = models.TextField(blank=True, default="")
     tx_hash = models.CharField(max_length=128, blank=True, default="")
+    # Earlier transactions of this operation at the same nonce, replaced by `tx_hash` (a fee bump) or
+    # given up for the chain's own record of the reference: whichever of them confirms is this
+    # operation's (only one can: they share a nonce, or the contract refuses the reference twice).
+    other_tx_hashes = models.JSONField(default=list, blank=True)
     attempts = models.IntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -131,6 +131,16 @@ def request_context(*, product_symbol: str, chain: str, participant_id: int, wal
         paused_by_break=row[d], webhook_endpoint_ids=list(row[d + 1]))
 
 
+def active_webhook_endpoint_ids_by_participant(*, participant_ids) -> dict[int, list[int]]:
+    from mint_redeem.models import WebhookEndpoint
+
+    found: dict[int, list[int]] = {}
+    for participant_id, endpoint_id in WebhookEndpoint.objects.filter(
+            participant_id__in=list(participant_ids), active=True).order_by("id").values_list("participant_id", "id"):
+        found.setdefault(participant_id, []).append(endpoint_id)
+    return found
+
+
 def active_webhook_endpoint_ids(*, participant_id: int) -> list[int]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT id FROM mint_redeem_webhookendpoint WHERE participant_id = %s AND active ORDER BY id",

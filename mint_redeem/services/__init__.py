@@ -31,6 +31,7 @@ from mint_redeem.services.mints import (
     mint_shortfall_cents,
     mint_start_minting,
     mint_topup_record,
+    mints_confirm_on_chain,
 )
 from mint_redeem.services.quoting import RequestError, parse_quantity
 from mint_redeem.services.redemptions import (
@@ -50,7 +51,7 @@ from mint_redeem.services.redemptions import (
 __all__ = [
     "RequestError", "chain_operation_record_broadcast", "chain_operation_record_failed",
     "chain_operation_record_signed", "chain_operation_retry", "mint_advance",
-    "mint_cancel", "mint_cash_record", "mint_confirm_on_chain", "mint_fail", "mint_request_create",
+    "mint_cancel", "mint_cash_record", "mint_confirm_on_chain", "mints_confirm_on_chain", "mint_fail", "mint_request_create",
     "mint_shares_receive", "mint_shortfall_cents", "mint_start_minting", "mint_topup_record", "parse_quantity",
     "redemption_address", "redemption_advance", "redemption_cancel", "redemption_confirm_burn", "redemption_fail",
     "redemption_instructions",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
 from mint_redeem import jobs
 from mint_redeem.models import ChainOperation
@@ -55,6 +57,32 @@ def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, 
     return operation
 
 
+def chain_operations_record_signed(*, operation_ids: list[int], signed_tx: str, tx_hash: str) -> None:
+    """`chain_operation_record_signed` for every operation of one batch transaction, in one statement:
+    all were pending (claimed by the caller) or the call changes nothing."""
+    if not signed_tx or not tx_hash:
+        raise RequestError("a signed transaction and its hash are required", code="invalid_chain_record")
+    with transaction.atomic():
+        updated = ChainOperation.objects.filter(pk__in=operation_ids, status=ChainOperation.Status.PENDING).update(
+            signed_tx=signed_tx, tx_hash=tx_hash, status=ChainOperation.Status.SIGNED, attempts=F("attempts") + 1,
+            updated_at=timezone.now())
+        if updated != len(set(operation_ids)):
+            raise RequestError(f"only {updated} of {len(operation_ids)} operations were pending",
+                               code="chain_operation_state", http_status=409)
+
+
+def chain_operations_record_broadcast(*, operation_ids: list[int]) -> None:
+    """`chain_operation_record_broadcast` for every operation of one transaction, in one statement."""
+    with transaction.atomic():
+        ChainOperation.objects.filter(pk__in=operation_ids, status=ChainOperation.Status.SIGNED).update(
+            status=ChainOperation.Status.BROADCAST, updated_at=timezone.now())
+        wrong = ChainOperation.objects.filter(pk__in=operation_ids).exclude(
+            status=ChainOperation.Status.BROADCAST).values_list("pk", "status")
+        if wrong:
+            raise RequestError(f"operations not signed: {list(wrong)[:10]}", code="chain_operation_state",
+                               http_status=409)
+
+
 def chain_operation_record_broadcast(*, operation: ChainOperation) -> ChainOperation:
     with transaction.atomic():
         operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
@@ -65,6 +93,49 @@ def chain_operation_record_broadcast(*, operation: ChainOperation) -> ChainOpera
                                code="chain_operation_state", http_status=409)
         operation.status = ChainOperation.Status.BROADCAST
         operation.save(update_fields=["status", "updated_at"])
+    return operation
+
+
+def chain_operation_record_replacement(*, operation: ChainOperation, replaces: str, signed_tx: str,
+                                       tx_hash: str) -> ChainOperation:
+    """The executor re-signed the operation's stuck transaction at the same nonce with higher fees: keep
+    the replacement before it is broadcast, and the replaced hash too (either may be the one mined)."""
+    if not signed_tx or not tx_hash:
+        raise RequestError("a signed transaction and its hash are required", code="invalid_chain_record")
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.tx_hash == tx_hash:
+            return operation  # the same record again: a retry
+        if operation.status != ChainOperation.Status.BROADCAST or operation.tx_hash != replaces:
+            raise RequestError(f"operation {operation.pk} is {operation.status} with {operation.tx_hash}, not "
+                               f"broadcast with {replaces}", code="chain_operation_state", http_status=409)
+        operation.other_tx_hashes = [*operation.other_tx_hashes, operation.tx_hash]
+        operation.signed_tx, operation.tx_hash = signed_tx, tx_hash
+        operation.attempts += 1
+        operation.save(update_fields=["other_tx_hashes", "signed_tx", "tx_hash", "attempts", "updated_at"])
+    return operation
+
+
+def chain_operation_adopt_chain_record(*, operation: ChainOperation, tx_hash: str) -> ChainOperation:
+    """The chain already records the operation's reference, done by `tx_hash` to the operation's holder
+    for its amount (the executor checked the contract's event): that transaction becomes the operation's,
+    broadcast, and the executor follows it to depth and confirms the request as usual. What the operation
+    had signed before stays in `other_tx_hashes` (the contract refuses the reference again, so none of
+    it can land as well)."""
+    if not tx_hash:
+        raise RequestError("a transaction hash is required", code="invalid_chain_record")
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status == ChainOperation.Status.CONFIRMED or (
+                operation.status == ChainOperation.Status.BROADCAST and operation.tx_hash == tx_hash):
+            return operation
+        if operation.tx_hash and operation.tx_hash not in operation.other_tx_hashes:
+            operation.other_tx_hashes = [*operation.other_tx_hashes, operation.tx_hash]
+        operation.tx_hash, operation.status = tx_hash, ChainOperation.Status.BROADCAST
+        operation.last_error = f"the chain records {operation.request_reference} as done by {tx_hash}"
+        operation.save(update_fields=["other_tx_hashes", "tx_hash", "status", "last_error", "updated_at"])
+    logger.warning("chain operation %s (%s) takes the chain's record %s", operation.pk, operation.request_reference,
+                   tx_hash)
     return operation
 
 
@@ -100,14 +171,20 @@ def chain_operation_retry(*, operation: ChainOperation, actor: str) -> ChainOper
         if request is None or request.state != waiting:
             raise RequestError(f"{operation.request_reference} is not {waiting}; nothing to retry",
                                code="chain_operation_state", http_status=409)
-        token = ChainDeployment.objects.values_list("address", flat=True).get(product=operation.product_id,
-                                                                               chain=operation.chain)
+        token, deployed_block = ChainDeployment.objects.values_list("address", "deployed_block").get(
+            product=operation.product_id, chain=operation.chain)
         evm = evm_chain(operation.chain)
         ref = ref_bytes(operation.request_reference)
         done = evm.ref_minted(token, ref) if operation.kind == ChainOperation.Kind.MINT else evm.ref_burned(token, ref)
         if done:
-            raise RequestError(f"{operation.request_reference} is already {operation.kind}ed on chain; reconcile "
-                               "it by hand", code="chain_operation_on_chain", http_status=409)
+            record = evm.ref_record(token, ref, kind=operation.kind, from_block=deployed_block or 0)
+            if record is not None and record.matches(holder=operation.address,
+                                                     amount_base_units=int(operation.amount_base_units)):
+                # Done on chain by an earlier transaction of ours: follow that one to depth instead.
+                return chain_operation_adopt_chain_record(operation=operation, tx_hash=record.tx_hash)
+            raise RequestError(f"{operation.request_reference} is already {operation.kind}ed on chain, not as this "
+                               f"operation asks ({record}); reconcile it by hand",
+                               code="chain_operation_on_chain", http_status=409)
         operation.last_error = (f"retried by {actor}; earlier transaction {operation.tx_hash}: "
                                 f"{operation.last_error}")[:2000]
         operation.status = ChainOperation.Status.PENDING
@@ -125,10 +202,12 @@ def _request_of(operation: ChainOperation):
     return model.objects.filter(pk=int(pk)).first() if model and pk.isdigit() else None
 
 
-def confirmation_accept(request, *, tx_hash: str, state: str) -> ChainOperation:
+def confirmation_accept(request, *, tx_hash: str, state: str, operation: ChainOperation | None = None,
+                        save: bool = True) -> ChainOperation:
     """With `request` locked: the request's operation, locked and marked confirmed, if `tx_hash` is the
-    transaction it was broadcast with and the request waits for it in `state`; otherwise refused."""
-    operation = chain_operation_for(request)
+    transaction it was broadcast with and the request waits for it in `state`; otherwise refused. A
+    batch passes the operation it locked already, and `save=False` to write every row in one statement."""
+    operation = operation or chain_operation_for(request)
     problem = None
     if request.state != state:
         problem = f"the request is {request.state}, not {state}"
@@ -136,14 +215,18 @@ def confirmation_accept(request, *, tx_hash: str, state: str) -> ChainOperation:
         problem = "the request has no chain operation"
     elif operation.status != ChainOperation.Status.BROADCAST:
         problem = f"its chain operation is {operation.status}, not broadcast"
-    elif not tx_hash or operation.tx_hash != tx_hash:
+    elif not tx_hash or tx_hash not in (operation.tx_hash, *operation.other_tx_hashes):
         problem = "the transaction is not the one its chain operation broadcast"
     if problem:
         logger.warning("chain confirmation refused for %s (tx %s): %s", request.stream, tx_hash[:130], problem)
         raise RequestError(f"confirmation refused: {problem}", code="confirmation_refused", http_status=409,
                            details={"request": request.stream})
+    if tx_hash != operation.tx_hash:  # a replaced transaction was the one mined: it is the operation's now
+        operation.other_tx_hashes = [h for h in (operation.tx_hash, *operation.other_tx_hashes) if h != tx_hash]
+        operation.tx_hash = tx_hash
     operation.status = ChainOperation.Status.CONFIRMED
-    operation.save(update_fields=["status", "updated_at"])
+    if save:
+        operation.save(update_fields=["status", "tx_hash", "other_tx_hashes", "updated_at"])
     return operation
 
 

@@ -39,9 +39,12 @@ def lock(request):
 
 def transition(request, event: str, *, actor: str, reason: str = "", refs: dict | None = None,
                postings: Sequence[Posting] = (), amounts: dict[str, int] | None = None, extra_events: Sequence[NewEvent] = (),
-               update_fields: dict | None = None, append_events: bool = True) -> list[NewEvent]:
+               update_fields: dict | None = None, append_events: bool = True, save: bool = True,
+               endpoint_ids: list[int] | None = None) -> list[NewEvent]:
     """Move a locked request along its lifecycle; returns its events (appended unless told not to, for
-    callers that hand them to another app's append in the same transaction)."""
+    callers that hand them to another app's append in the same transaction). `save=False` leaves the
+    row to the caller (a batch writes many rows in one statement); `endpoint_ids`, when the caller has
+    read the participant's webhook endpoints already."""
     target = next_state(machine_of(request), request.state, event, in_kind=request.in_kind)
     kind = kind_of(request)
     ledger_event = NewEvent(stream=request.stream, type=f"{kind}.{target}", postings=list(postings), data={
@@ -56,8 +59,9 @@ def transition(request, event: str, *, actor: str, reason: str = "", refs: dict 
         setattr(request, field, value)
     if reason and target in FINAL_REASON_STATES:
         request.reason = reason[:2000]
-    request.save()
-    notify(request, event_type=f"{kind}.{target}", previous_state=previous_state)
+    if save:
+        request.save()
+    notify(request, event_type=f"{kind}.{target}", previous_state=previous_state, endpoint_ids=endpoint_ids)
     if target in AUTOMATIC_STATES[kind]:
         jobs.enqueue_on_commit(jobs.ADVANCE_REQUEST, kind, request.pk)
     if append_events:

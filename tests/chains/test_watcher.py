@@ -107,3 +107,26 @@ def test_a_transaction_remined_in_another_block_is_a_new_event(evm, token):
     [event] = redeemed_scan(chain=chain, token=token).confirmed
     assert (event.tx_hash, event.block_hash) == (signed.tx_hash, remined.block_hash)
     assert RedeemedEventSeen.objects.filter(tx_hash=signed.tx_hash).count() == 2
+
+
+def test_the_first_scan_of_a_token_starts_at_its_recorded_deployment_block(evm, token):
+    """redemptions_watch starts a token's cursor at ChainDeployment.deployed_block, not at block 0 (a
+    scan from genesis on a real chain would read millions of blocks before the first useful one)."""
+    from decimal import Decimal
+
+    from chains.observers import redemptions_watch
+    from custody.models import ChainDeployment, Security, TokenProduct
+
+    alice, _ = funded(evm, token)
+    call_as(evm, alice, token, "redeem", (30, ref_bytes("redemption-1")))
+    after = evm.head() + 1
+    security = Security.objects.create(ticker="AAPL", isin="US0378331005", cusip="037833100", exchange_mic="XNAS",
+                                       name="Apple Inc.")
+    product = TokenProduct.objects.create(symbol="AAPLx", security=security, multiplier=Decimal(1))
+    # Recorded as deployed after the redemption: the first scan must not look below that block.
+    ChainDeployment.objects.create(product=product, chain="ethereum", decimals=18, address=token,
+                                   deployed_block=after)
+    result = redemptions_watch(chain_name="ethereum")
+    assert (result["seen"], result["confirmed"]) == (0, 0)
+    assert not RedeemedEventSeen.objects.filter(token=token).exists()
+    assert WatchCursor.objects.get(token=token).next_block >= after
