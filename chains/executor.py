@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from web3.exceptions import ContractLogicError
 
+from chains.config import solana_chain_names
 from chains.evm import ChainError, EvmChain, Mint, evm_chain, ref_bytes
 from chains.outcomes import ChainOp, outbox
 from chains.services import sign_with_next_nonce
@@ -274,6 +275,10 @@ def _builder(chain: EvmChain, token: str, kind: str, ops: list[ChainOp]):
 
 def execute_pending(*, chain_name: str, max_batches: int = MAX_BATCHES_PER_RUN,
                     budget_s: float = RUN_BUDGET_S) -> RunResult:
+    if chain_name in solana_chain_names():
+        from chains import executor_solana
+
+        return executor_solana.execute_pending(chain_name=chain_name, max_batches=max_batches, budget_s=budget_s)
     chain = evm_chain(chain_name)
     chain.check_chain_id()
     hooks = outbox()

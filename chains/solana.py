@@ -299,6 +299,15 @@ class SolanaChain:
                 raise SolanaError(f"{self.name}: {signature} not {self.config.commitment} within {timeout_s} s")
             time.sleep(poll_s)
 
+    def is_local(self) -> bool:
+        """The local RPC over LiteSVM (it says so in getVersion), where airdrops fund the operator."""
+        version = self._rpc(self.client.get_version()).value
+        return "litesvm" in str(version.solana_core)
+
+    def fund(self, owner: Pubkey, *, lamports: int = 100 * 10**9) -> None:
+        if self._rpc(self.client.get_balance(owner)).value < lamports // 2:
+            self.wait(str(self._rpc(self.client.request_airdrop(owner, lamports)).value))
+
     # --- reads -----------------------------------------------------------------------------------
 
     def slot(self) -> int:

@@ -53,11 +53,12 @@ def seed_demo() -> list[str]:
 
 def deploy_demo_tokens() -> list[str]:
     """Deploy the token of every demo product on every configured EVM chain where it has no address yet
-    (the embedded anvils), and record the address (custody.deployment_address_set). Idempotent: a
+    (the embedded anvils), and its Token-2022 mint on Solana (the local RPC), and record the address (custody.deployment_address_set). Idempotent: a
     deployment with an address is left alone."""
-    from chains.config import evm_chain_names
+    from chains.config import evm_chain_names, solana_chain_names
     from chains.evm import evm_chain
-    from chains.services import token_deploy
+    from chains.services import solana_mint_deploy, token_deploy
+    from chains.solana import solana_chain
     from custody.models import ChainDeployment
     from custody.services import deployment_address_set
 
@@ -69,6 +70,13 @@ def deploy_demo_tokens() -> list[str]:
                                symbol=deployment.product.symbol, decimals=deployment.decimals)
         deployment_address_set(deployment=deployment, address=address, actor="system:seed_demo")
         lines.append(f"deployed {deployment.product.symbol} on {deployment.chain} at {address}")
+    for deployment in ChainDeployment.objects.filter(chain__in=solana_chain_names(), address="").select_related(
+            "product__security"):
+        address = solana_mint_deploy(chain=solana_chain(deployment.chain), decimals=deployment.decimals,
+                                     name=f"{deployment.product.security.name} tokenized share",
+                                     symbol=deployment.product.symbol, multiplier=deployment.product.multiplier)
+        deployment_address_set(deployment=deployment, address=address, actor="system:seed_demo")
+        lines.append(f"created the {deployment.product.symbol} mint on {deployment.chain} at {address}")
     return lines
 
 

@@ -154,6 +154,8 @@ class ChainOperation(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     signed_tx = models.TextField(blank=True, default="")
     tx_hash = models.CharField(max_length=128, blank=True, default="")
+    last_valid_block_height = models.BigIntegerField(
+        null=True, blank=True, help_text="Solana: the signed transaction can land up to this block height, never after")
     attempts = models.IntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -216,12 +218,12 @@ class DepositCase(models.Model):
         RESOLVED = "resolved"
 
     chain = models.CharField(max_length=16)
-    token = models.CharField(max_length=42)
-    holder = models.CharField(max_length=42)
+    token = models.CharField(max_length=64)
+    holder = models.CharField(max_length=64)
     amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
-    reference = models.CharField(max_length=66, blank=True, default="", help_text="the reference as text, if ASCII")
-    ref_hex = models.CharField(max_length=66)
-    tx_hash = models.CharField(max_length=66)
+    reference = models.CharField(max_length=200, blank=True, default="", help_text="the reference as text, if ASCII")
+    ref_hex = models.CharField(max_length=402)
+    tx_hash = models.CharField(max_length=128)
     log_index = models.IntegerField()
     block_number = models.BigIntegerField()
     redemption = models.ForeignKey(Redemption, null=True, blank=True, on_delete=models.PROTECT, related_name="+")

@@ -27,18 +27,20 @@ def chain_operation_for(request) -> ChainOperation | None:
 def chain_operation_create(*, kind: str, request, address: str) -> ChainOperation:
     """Write a request's chain operation (in the transition's transaction) and, once it commits, ask the
     chain's executor to run. A lost message is covered by the beat's sweep (chains.execute_all)."""
-    from chains.config import evm_chain_names
+    from chains.config import chain_names
 
     operation = ChainOperation.objects.create(kind=kind, chain=request.chain, product=request.product,
                                               address=address, amount_base_units=request.token_base_units,
                                               request_reference=request.stream)
-    if request.chain in evm_chain_names():
+    if request.chain in chain_names():
         jobs.enqueue_on_commit(jobs.EXECUTE_CHAIN, request.chain)
     return operation
 
 
-def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, tx_hash: str) -> ChainOperation:
-    """The executor signed the operation: keep the transaction and its hash before it is broadcast."""
+def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, tx_hash: str,
+                                  valid_until: int | None = None) -> ChainOperation:
+    """The executor signed the operation: keep the transaction and its hash (and, on Solana, the last
+    block height it can land at) before it is broadcast."""
     if not signed_tx or not tx_hash:
         raise RequestError("a signed transaction and its hash are required", code="invalid_chain_record")
     with transaction.atomic():
@@ -49,9 +51,11 @@ def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, 
             raise RequestError(f"operation {operation.pk} is {operation.status}, not pending",
                                code="chain_operation_state", http_status=409)
         operation.signed_tx, operation.tx_hash = signed_tx, tx_hash
+        operation.last_valid_block_height = valid_until
         operation.status = ChainOperation.Status.SIGNED
         operation.attempts += 1
-        operation.save(update_fields=["signed_tx", "tx_hash", "status", "attempts", "updated_at"])
+        operation.save(update_fields=["signed_tx", "tx_hash", "last_valid_block_height", "status", "attempts",
+                                      "updated_at"])
     return operation
 
 
@@ -83,11 +87,31 @@ def chain_operation_record_failed(*, operation: ChainOperation, error: str) -> C
     return operation
 
 
+def chain_operation_record_expired(*, operation: ChainOperation, error: str) -> ChainOperation:
+    """Solana: the executor saw the chain pass the transaction's last valid block height without it, so
+    it can never land: the operation is pending again (its old signature kept in `last_error`)."""
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status not in (ChainOperation.Status.SIGNED, ChainOperation.Status.BROADCAST):
+            return operation
+        operation.last_error = f"{error}; earlier transaction {operation.tx_hash}"[:2000]
+        operation.status = ChainOperation.Status.PENDING
+        operation.signed_tx = operation.tx_hash = ""
+        operation.last_valid_block_height = None
+        operation.save(update_fields=["status", "signed_tx", "tx_hash", "last_valid_block_height", "last_error",
+                                      "updated_at"])
+    logger.info("chain operation %s (%s) expired unlanded; it will be signed again", operation.pk,
+                operation.request_reference)
+    return operation
+
+
 def chain_operation_retry(*, operation: ChainOperation, actor: str) -> ChainOperation:
     """Operations send a failed operation to the executor again. Safe: it is retried only while its
     request still waits for it and the chain shows its reference not yet minted (burned), its old
     transaction is kept in `last_error`, and the contract refuses a reference twice anyway."""
+    from chains.config import solana_chain_names
     from chains.evm import evm_chain, ref_bytes
+    from chains.solana import solana_chain
     from custody.models import ChainDeployment
 
     with transaction.atomic():
@@ -100,11 +124,16 @@ def chain_operation_retry(*, operation: ChainOperation, actor: str) -> ChainOper
         if request is None or request.state != waiting:
             raise RequestError(f"{operation.request_reference} is not {waiting}; nothing to retry",
                                code="chain_operation_state", http_status=409)
-        token = ChainDeployment.objects.values_list("address", flat=True).get(product=operation.product_id,
-                                                                               chain=operation.chain)
-        evm = evm_chain(operation.chain)
-        ref = ref_bytes(operation.request_reference)
-        done = evm.ref_minted(token, ref) if operation.kind == ChainOperation.Kind.MINT else evm.ref_burned(token, ref)
+        if operation.chain in solana_chain_names():
+            # Nothing on Solana refuses a reference twice: the earlier transaction must be known unlanded.
+            status = solana_chain(operation.chain).status(operation.tx_hash) if operation.tx_hash else None
+            done = status is not None and not status.failed
+        else:
+            token = ChainDeployment.objects.values_list("address", flat=True).get(product=operation.product_id,
+                                                                                   chain=operation.chain)
+            evm = evm_chain(operation.chain)
+            ref = ref_bytes(operation.request_reference)
+            done = evm.ref_minted(token, ref) if operation.kind == ChainOperation.Kind.MINT else evm.ref_burned(token, ref)
         if done:
             raise RequestError(f"{operation.request_reference} is already {operation.kind}ed on chain; reconcile "
                                "it by hand", code="chain_operation_on_chain", http_status=409)
