@@ -5,16 +5,23 @@ Only transactions at the configured commitment (SOLANA_COMMITMENT: confirmed or 
 so nothing seen here is taken back by the cluster; each is recorded once (RedeemedEventSeen, keyed by
 its signature) as confirmed, and handed to the outbox's owner by chains.observers.deposits_hand_on,
 as EVM deposits are: a matching redemption moves, anything else opens a case.
+
+It also records each mint's observed supply with custody (custody.supply), as chains.observers does
+for EVM tokens: the ledger snapshot first, then the supply at the configured commitment with the slot
+it was read at, then the in-flight operations whose transaction had landed by that slot.
 """
 
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
 
 from chains.models import RedeemedEventSeen
-from chains.observers import deployed_tokens, deposits_hand_on
+from chains.observers import SUPPLY_ACTOR, deployed_tokens, deposits_hand_on, ledger_snapshot
 from chains.signers import solana_signer_for
 from chains.solana import SolanaChain, solana_chain
+from custody.models import ChainDeployment, SupplyObservation
+from custody.services import supply_observation_record
 
 
 def redemptions_watch(*, chain_name: str) -> dict:
@@ -45,3 +52,27 @@ def deposits_scan(*, chain: SolanaChain, mint: str) -> int:
                           "ref": "0x" + memo[:200].hex(), "status": RedeemedEventSeen.Status.CONFIRMED})
             created += new
     return created
+
+
+def supply_observe(*, chain_name: str) -> list[SupplyObservation]:
+    """Record every mint's supply on `chain_name`. Solana has no block hash to pin a read to: the
+    reading is at a slot and the configured commitment, and `block_hash` stays empty."""
+    chain = solana_chain(chain_name)
+    recorded = []
+    for deployment in ChainDeployment.objects.filter(chain=chain_name).exclude(address="").select_related("product"):
+        if not chain.account_exists(deployment.address):
+            continue
+        snapshot = ledger_snapshot(chain_name=chain_name, product_id=deployment.product_id)
+        supply, slot = chain.supply(deployment.address)
+        # After the supply: a transaction that landed at or before its slot is in it, a later one is not.
+        statuses = chain.statuses(sorted({op.tx_hash for op in snapshot.in_flight if op.tx_hash}))
+        landed = 0
+        for op in snapshot.in_flight:
+            status = statuses.get(op.tx_hash) if op.tx_hash else None
+            if status is not None and not status.failed and status.slot <= slot:
+                landed += op.amount_base_units if op.kind == "mint" else -op.amount_base_units
+        recorded.append(supply_observation_record(
+            product=deployment.product, chain=chain_name, supply_base_units=supply, block=slot, block_hash="",
+            observed_at=timezone.now(), actor=SUPPLY_ACTOR, ledger_position=snapshot.position,
+            in_flight_base_units=landed))
+    return recorded

@@ -53,8 +53,8 @@ def seed_demo() -> list[str]:
 
 def deploy_demo_tokens() -> list[str]:
     """Deploy the token of every demo product on every configured EVM chain where it has no address yet
-    (the embedded anvils), and its Token-2022 mint on Solana (the local RPC), and record the address (custody.deployment_address_set). Idempotent: a
-    deployment with an address is left alone."""
+    (the embedded anvils), and its Token-2022 mint on Solana (the local RPC), and record the address
+    (custody.deployment_address_set). Idempotent: a deployment with an address is left alone."""
     from chains.config import evm_chain_names, solana_chain_names
     from chains.evm import evm_chain
     from chains.services import solana_mint_deploy, token_deploy
