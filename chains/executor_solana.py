@@ -16,7 +16,9 @@ passed that height never will be. So:
    simulate it (the chain would refuse it: find who alone and fail them, as the EVM estimate does),
    record the bytes, the signature and the last valid block height on every operation (`on_signed`),
    commit, send, record the broadcast;
-3. burns the same way, one burn_checked from the redemption token account per operation.
+3. burns the same way, one burn_checked from the redemption token account per operation;
+4. multiplier updates (ScaledUiAmount), one per operation, built from the product's multiplier when
+   signed, never while another of the same product is in flight.
 
 A worker killed before the commit leaves the operations pending (nothing was sent); after it, the
 next run finds them signed and follows them by signature: re-sent while they can land, rebuilt only
@@ -34,7 +36,7 @@ from django.db import transaction
 from chains.executor import RunResult, TokenUnavailable, _fail_all, _group, _Skip, run_lock
 from chains.outcomes import ChainOp, outbox
 from chains.solana import SignedSolanaTx, SolanaChain, SolanaError, SolanaMint, solana_chain
-from custody.models import ChainDeployment
+from custody.models import ChainDeployment, TokenProduct
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +99,11 @@ def _broadcast_recorded(op: ChainOp) -> None:
 
 
 def _sign(chain: SolanaChain, kind: str, mint: str, decimals: int, ops: list[ChainOp]) -> SignedSolanaTx:
+    if kind == "multiplier":
+        (op,) = ops
+        # The product's multiplier now, not when the operation was written: see mint_redeem.services.corporate_actions.
+        multiplier = TokenProduct.objects.values_list("multiplier", flat=True).get(pk=op.product_id)
+        return chain.sign_multiplier(mint=mint, multiplier=multiplier, reference=op.reference)
     if kind == "mint":
         return chain.sign_mint_batch(mint=mint, decimals=decimals, mints=[
             SolanaMint(owner=op.address, amount_base_units=op.amount_base_units, reference=op.reference) for op in ops])
@@ -112,7 +119,7 @@ class _Refused(Exception):
 
 def sign_batch(*, chain: SolanaChain, kind: str, skip: set[int]) -> tuple[SignedSolanaTx, list[ChainOp]] | None:
     hooks = outbox()
-    limit = chain.config.batch_size if kind == "mint" else 1
+    limit = chain.config.batch_size if kind == "mint" else 1  # burns and multiplier updates: one each
     while True:
         try:
             with transaction.atomic():
@@ -123,6 +130,9 @@ def sign_batch(*, chain: SolanaChain, kind: str, skip: set[int]) -> tuple[Signed
                     mint, decimals = usable_mint(chain=chain, product_id=ops[0].product_id)
                 except TokenUnavailable as exc:
                     raise _Skip(ops[0].product_id, str(exc)) from None
+                if kind == "multiplier" and any(op.kind == "multiplier" for op in hooks.in_flight(
+                        chain=chain.name, product_id=ops[0].product_id)):
+                    raise _Skip(ops[0].product_id, "a multiplier update of the product is in flight")
                 signed = _sign(chain, kind, mint, decimals, ops)
                 error = chain.simulate_error(signed.wire)
                 if error is not None:
@@ -159,7 +169,7 @@ def execute_pending(*, chain_name: str, max_batches: int, budget_s: float) -> Ru
         follow(chain=chain, ops=hooks.broadcast_not_confirmed(chain=chain_name, limit=FOLLOW_LIMIT), result=result)
         skip: set[int] = set()
         batches = 0
-        for kind in ("mint", "burn"):
+        for kind in ("mint", "burn", "multiplier"):
             while True:
                 if batches >= max_batches or time.monotonic() - started > budget_s:
                     result.more = True

@@ -62,6 +62,7 @@ EXT_SCALED_UI_AMOUNT = (4 + 56)
 IX_INITIALIZE_MINT2 = 20
 IX_METADATA_POINTER = 39
 IX_SCALED_UI_AMOUNT = 43
+EXT_TYPE_SCALED_UI_AMOUNT = 25  # spl-token-2022 ExtensionType::ScaledUiAmount
 METADATA_INITIALIZE = hashlib.sha256(b"spl_token_metadata_interface:initialize_account").digest()[:8]
 
 
@@ -320,6 +321,27 @@ class SolanaChain:
         """(total supply in base units, the slot it was read at)."""
         answer = self._rpc(self.client.get_token_supply(Pubkey.from_string(mint), Commitment(self.config.commitment)))
         return int(answer.value.amount), int(answer.context.slot)
+
+    def extensions(self, mint: str) -> dict[int, bytes]:
+        """The mint's Token-2022 extensions, by extension type: the TLV entries after the base."""
+        info = self._rpc(self.client.get_account_info(Pubkey.from_string(mint), Commitment(self.config.commitment))).value
+        data = bytes(info.data) if info is not None else b""
+        found, offset = {}, MINT_BASE_LEN
+        while offset + 4 <= len(data):
+            kind, length = struct.unpack_from("<HH", data, offset)
+            if kind == 0:
+                break
+            found[kind] = data[offset + 4:offset + 4 + length]
+            offset += 4 + length
+        return found
+
+    def multiplier(self, mint: str) -> float:
+        """The ScaledUiAmount multiplier wallets apply now (the new one once its effective time passed)."""
+        import time
+
+        config = self.extensions(mint)[EXT_TYPE_SCALED_UI_AMOUNT]
+        current, effective, new = struct.unpack_from("<dqd", config, 32)
+        return new if effective <= time.time() else current
 
     def decimals(self, mint: str) -> int:
         return int(self._rpc(self.client.get_token_supply(Pubkey.from_string(mint))).value.decimals)

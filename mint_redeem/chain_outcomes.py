@@ -91,7 +91,11 @@ def on_confirmed(op: ChainOp, *, tx_hash: str) -> None:
         return  # reported by an earlier run (at least once from the chain, exactly once here)
 
     prefix, _, pk = op.reference.partition("-")
-    if op.kind == ChainOperation.Kind.MINT and prefix == "mint":
+    if op.kind == ChainOperation.Kind.MULTIPLIER and prefix == "multiplier":
+        from mint_redeem.services.chain import chain_operation_record_confirmed
+
+        chain_operation_record_confirmed(operation=ChainOperation.objects.get(pk=op.id), tx_hash=tx_hash)
+    elif op.kind == ChainOperation.Kind.MINT and prefix == "mint":
         mint_confirm_on_chain(mint=MintRequest.objects.get(pk=int(pk)), tx_hash=tx_hash, actor=EXECUTOR_ACTOR)
     elif op.kind == ChainOperation.Kind.BURN and prefix == "redemption":
         redemption_confirm_burn(redemption=Redemption.objects.get(pk=int(pk)), tx_hash=tx_hash, actor=EXECUTOR_ACTOR)

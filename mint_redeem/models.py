@@ -137,6 +137,7 @@ class ChainOperation(models.Model):
     class Kind(models.TextChoices):
         MINT = "mint"
         BURN = "burn"
+        MULTIPLIER = "multiplier"  # a corporate action: the product's multiplier, shown on chain
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -145,12 +146,13 @@ class ChainOperation(models.Model):
         CONFIRMED = "confirmed"
         FAILED = "failed"
 
-    kind = models.CharField(max_length=8, choices=Kind.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
     chain = models.CharField(max_length=16)
     product = models.ForeignKey(TokenProduct, on_delete=models.PROTECT, related_name="+")
     address = models.CharField(max_length=64, help_text="recipient of a mint, holder burned from")
     amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
-    request_reference = models.CharField(max_length=64, unique=True, help_text="mint-<id> or redemption-<id>")
+    request_reference = models.CharField(max_length=64, unique=True,
+                                         help_text="mint-<id>, redemption-<id> or multiplier-<product id>-<n>")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     signed_tx = models.TextField(blank=True, default="")
     tx_hash = models.CharField(max_length=128, blank=True, default="")

@@ -87,6 +87,22 @@ def chain_operation_record_failed(*, operation: ChainOperation, error: str) -> C
     return operation
 
 
+def chain_operation_record_confirmed(*, operation: ChainOperation, tx_hash: str) -> ChainOperation:
+    """An operation with no request behind it (a multiplier update) confirmed on chain: accepted only
+    for the transaction it was broadcast with, once."""
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status == ChainOperation.Status.CONFIRMED:
+            return operation
+        if operation.status != ChainOperation.Status.BROADCAST or operation.tx_hash != tx_hash:
+            raise RequestError(f"confirmation refused: operation {operation.pk} is {operation.status} with another "
+                               "transaction", code="confirmation_refused", http_status=409)
+        operation.status = ChainOperation.Status.CONFIRMED
+        operation.save(update_fields=["status", "updated_at"])
+    logger.info("chain operation %s (%s) confirmed in %s", operation.pk, operation.request_reference, tx_hash)
+    return operation
+
+
 def chain_operation_record_expired(*, operation: ChainOperation, error: str) -> ChainOperation:
     """Solana: the executor saw the chain pass the transaction's last valid block height without it, so
     it can never land: the operation is pending again (its old signature kept in `last_error`)."""
