@@ -49,6 +49,19 @@ def token_artifact() -> dict:
     return json.loads(ARTIFACT.read_text(encoding="utf-8"))
 
 
+MULTIPLIER_DECIMALS = 18
+
+
+def multiplier_scaled(multiplier) -> int:
+    """A Decimal multiplier as the contract's 18-decimal fixed point, exactly or refused."""
+    from decimal import Decimal
+
+    scaled = Decimal(multiplier) * 10**MULTIPLIER_DECIMALS
+    if scaled != scaled.to_integral_value() or scaled <= 0:
+        raise ValueError(f"multiplier {multiplier} is not a positive multiple of 1e-{MULTIPLIER_DECIMALS}")
+    return int(scaled)
+
+
 def ref_bytes(reference: str) -> bytes:
     """A request reference ("mint-42", "redemption-7") as the bytes32 the contract keys on: its ASCII,
     right-padded with zeros, so a block explorer shows it readably and `ref_text` reverses it."""
@@ -206,6 +219,11 @@ class EvmChain:
         return self.sign_call(signer=signer, token=token, function="burnFromVault",
                               args=[int(amount_base_units), bytes(ref)], nonce=nonce, gas=gas)
 
+    def sign_set_multiplier(self, *, signer: Signer, token: str, multiplier_scaled: int, ref: bytes, nonce: int,
+                            gas: int | None = None) -> SignedTx:
+        return self.sign_call(signer=signer, token=token, function="setMultiplier",
+                              args=[int(multiplier_scaled), bytes(ref)], nonce=nonce, gas=gas)
+
     # --- broadcasting and following -----------------------------------------------------------
 
     def send_raw(self, signed: SignedTx | bytes) -> str:
@@ -302,6 +320,13 @@ class EvmChain:
 
     def ref_burned(self, token: str, ref: bytes, *, block: int | str = "latest") -> bool:
         return bool(self.token(token).functions.burnedRefs(bytes(ref)).call(block_identifier=block))
+
+    def ref_multiplier_applied(self, token: str, ref: bytes, *, block: int | str = "latest") -> bool:
+        return bool(self.token(token).functions.multiplierRefs(bytes(ref)).call(block_identifier=block))
+
+    def multiplier_scaled(self, token: str, *, block: int | str = "latest") -> int:
+        """The token's published multiplier, MULTIPLIER_DECIMALS (18) fixed point."""
+        return int(self.token(token).functions.multiplier().call(block_identifier=block))
 
     def redeemed_logs(self, token: str, *, from_block: int, to_block: int) -> list[RedeemedLog]:
         """Every `Redeemed` log of `token` in [from_block, to_block] as the node has them now, oldest first."""

@@ -137,7 +137,8 @@ def chain_operation_retry(*, operation: ChainOperation, actor: str) -> ChainOper
                                code="chain_operation_state", http_status=409)
         waiting = "minting" if operation.kind == ChainOperation.Kind.MINT else "burning"
         request = _request_of(operation)
-        if request is None or request.state != waiting:
+        # A multiplier update has no request: it is always still wanted (signed from the latest value).
+        if operation.kind != ChainOperation.Kind.MULTIPLIER and (request is None or request.state != waiting):
             raise RequestError(f"{operation.request_reference} is not {waiting}; nothing to retry",
                                code="chain_operation_state", http_status=409)
         if operation.chain in solana_chain_names():
@@ -149,7 +150,8 @@ def chain_operation_retry(*, operation: ChainOperation, actor: str) -> ChainOper
                                                                                    chain=operation.chain)
             evm = evm_chain(operation.chain)
             ref = ref_bytes(operation.request_reference)
-            done = evm.ref_minted(token, ref) if operation.kind == ChainOperation.Kind.MINT else evm.ref_burned(token, ref)
+            done = {ChainOperation.Kind.MINT: evm.ref_minted, ChainOperation.Kind.BURN: evm.ref_burned,
+                    ChainOperation.Kind.MULTIPLIER: evm.ref_multiplier_applied}[operation.kind](token, ref)
         if done:
             raise RequestError(f"{operation.request_reference} is already {operation.kind}ed on chain; reconcile "
                                "it by hand", code="chain_operation_on_chain", http_status=409)

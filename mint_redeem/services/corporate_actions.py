@@ -3,9 +3,10 @@ dividends) shown to wallets by the token itself, through the chain-operation out
 
 custody owns the multiplier (custody.services.product_multiplier_set, a ledger event); this service
 changes it and writes, in the same transaction, one `multiplier` operation per chain where the
-product's token can show it (today: Solana's ScaledUiAmount extension). The executor signs each from
-the product's multiplier at signing time, so whatever order operations land in, the last to land
-carries the latest value; and it never signs one while another of the same product is in flight.
+product's token is deployed (Solana's ScaledUiAmount extension, IssuerToken's `multiplier()`). The
+executor signs each from the product's multiplier at signing time, so the last to land carries the
+latest value: EVM nonces land them in order; on Solana it never signs one while another of the same
+product is in flight.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from mint_redeem.models import ChainOperation
 
 
 def multiplier_chains() -> list[str]:
-    """Chains whose tokens carry the multiplier on chain."""
-    from chains.config import solana_chain_names
+    """Chains whose tokens carry the multiplier: Solana's ScaledUiAmount, IssuerToken's setMultiplier."""
+    from chains.config import chain_names
 
-    return solana_chain_names()
+    return chain_names()
 
 
 def product_multiplier_change(*, product: TokenProduct, multiplier: Decimal, reason: str, actor: str) -> TokenProduct:

@@ -78,3 +78,33 @@ def test_the_four_eyes_applier_writes_the_operation_and_bad_input_writes_nothing
     apply(product, Decimal("1.25"), actor="user:ops", reason="dividend")
     assert ChainOperation.objects.filter(kind="multiplier", chain="solana").count() == 1
     assert TokenProduct.objects.get(pk=product.pk).multiplier == Decimal("1.25")
+
+
+@pytest.mark.django_db
+def test_on_evm_the_token_publishes_the_multiplier_once_per_reference(product):
+    from chains.evm import evm_chain, multiplier_scaled, ref_bytes
+    from chains.services import token_deploy
+    from chains.signers import dev_signer, signer_for
+
+    evm = evm_chain("ethereum")
+    token = token_deploy(chain=evm, name="Apple tokenized share", symbol="AAPLx", decimals=18)
+    ChainDeployment.objects.filter(product=product, chain="ethereum").update(address=token)
+    assert evm.multiplier_scaled(token) == 10**18
+    product_multiplier_change(product=product, multiplier=Decimal("1.000000000000000001"), reason="dividend",
+                              actor="user:ops")
+    op = ChainOperation.objects.get(kind="multiplier", chain="ethereum")
+    executor.execute_pending(chain_name="ethereum")
+    op.refresh_from_db()
+    assert op.status in ("broadcast", "confirmed") and evm.wait_for_receipt(op.tx_hash).succeeded
+    assert evm.multiplier_scaled(token) == multiplier_scaled(Decimal("1.000000000000000001")) == 10**18 + 1
+    assert evm.ref_multiplier_applied(token, ref_bytes(op.request_reference))
+    logs = evm.token(token).events.MultiplierUpdated.get_logs(from_block=0)
+    assert [(log["args"]["previousMultiplier"], log["args"]["newMultiplier"]) for log in logs] == [(10**18, 10**18 + 1)]
+    # The token itself refuses the same reference again, and anyone without MULTIPLIER_ROLE.
+    operator = signer_for("ethereum", "operator").address
+    assert evm.call_reverts(sender=operator, token=token, function="setMultiplier",
+                            args=[5 * 10**18, ref_bytes(op.request_reference)]) is not None
+    assert evm.call_reverts(sender=operator, token=token, function="setMultiplier",
+                            args=[5 * 10**18, ref_bytes("multiplier-other")]) is None
+    assert evm.call_reverts(sender=dev_signer(5).address, token=token, function="setMultiplier",
+                            args=[5 * 10**18, ref_bytes("multiplier-other")]) is not None
