@@ -357,9 +357,16 @@ class SolanaChain:
         """Transactions that raised `token_account`'s balance, at the configured commitment, oldest first
         (newer than the signature `until`)."""
         account = Pubkey.from_string(token_account)
-        signatures = self._rpc(self.client.get_signatures_for_address(
-            account, until=Signature.from_string(until) if until else None, limit=limit,
-            commitment=Commitment(self.config.commitment))).value
+        signatures: list = []
+        before = None
+        while True:  # newest first, page by page back to `until`, so a burst of deposits is never cut short
+            page = self._rpc(self.client.get_signatures_for_address(
+                account, before=before, until=Signature.from_string(until) if until else None, limit=limit,
+                commitment=Commitment(self.config.commitment))).value
+            signatures.extend(page)
+            if len(page) < limit:
+                break
+            before = page[-1].signature
         found = []
         for entry in reversed(signatures):
             if entry.err is not None:

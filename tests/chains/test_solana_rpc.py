@@ -99,3 +99,25 @@ def test_a_killed_node_restarts_with_its_accounts_and_history(tmp_path):
         process.wait(10)
     with own_solana_node(tmp_path / "node") as (_, url):
         run(after(url, signature, slot))
+
+
+def test_signatures_for_an_address_page_back_with_before_and_stop_at_until(tmp_path):
+    async def scenario(url):
+        async with AsyncClient(url, commitment=Confirmed) as client:
+            payer, to = Keypair(), Keypair().pubkey()
+            await client.request_airdrop(payer.pubkey(), 10**10)
+            sent = []
+            for n in range(5):
+                tx = await _transfer(client, payer, to, 10**7 + n)
+                sent.append(str((await client.send_raw_transaction(bytes(tx))).value))
+            first = [str(s.signature) for s in (await client.get_signatures_for_address(to, limit=2)).value]
+            assert first == sent[::-1][:2]
+            rest = [str(s.signature) for s in (await client.get_signatures_for_address(
+                to, limit=10, before=(await client.get_signatures_for_address(to, limit=2)).value[-1].signature)).value]
+            assert rest == sent[::-1][2:]
+            newer = [str(s.signature) for s in (await client.get_signatures_for_address(
+                to, until=(await client.get_signatures_for_address(to)).value[2].signature)).value]
+            assert newer == sent[::-1][:2]
+
+    with own_solana_node(tmp_path / "node", slot_ms=1000) as (_, url):
+        run(scenario(url))
