@@ -19,9 +19,13 @@ from mint_redeem.models import ProductTerms
 def credentials_file() -> Path:
     return Path(getattr(settings, "DEMO_CREDENTIALS_FILE", Path(settings.BASE_DIR) / ".data" / "demo-credentials.json"))
 
-# Where market makers send tokens to redeem them (demo addresses, not controlled by anyone).
-REDEMPTION_ADDRESSES = {"ethereum": "0x000000000000000000000000000000000000dEaD",
-                        "solana": "1nc1nerator11111111111111111111111111111111"}
+# Where market makers send tokens to redeem them. EVM: shown only (the token's redeem() moves them to the
+# vault it knows). Solana: the owner of the redemption token account the watcher reads, the vault key.
+def redemption_addresses() -> dict[str, str]:
+    from chains.signers import solana_signer_for
+
+    return {"ethereum": "0x000000000000000000000000000000000000dEaD",
+            "solana": str(solana_signer_for("vault").pubkey())}
 
 
 def seed_demo() -> list[str]:
@@ -38,7 +42,7 @@ def seed_demo() -> list[str]:
             # The simulated broker fills at any hour, so the demo does not wait for the US open.
             ProductTerms.objects.get_or_create(product=product, defaults={
                 "broker": broker, "custodian": custodian, "reference_price": price, "market_hours_only": False,
-                "redemption_addresses": REDEMPTION_ADDRESSES})
+                "redemption_addresses": redemption_addresses()})
     _write_credentials(compliance["market_makers"])
     deployed = deploy_demo_tokens()
     return [
