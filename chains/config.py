@@ -30,3 +30,28 @@ def evm_chain_config(name: str) -> EvmChainConfig:
 
 def evm_chain_names() -> list[str]:
     return list(settings.EVM_CHAINS)
+
+
+@dataclass(frozen=True)
+class SolanaChainConfig:
+    name: str
+    rpc_url: str
+    commitment: str  # "confirmed" or "finalized": when an operation or a redemption deposit counts
+    batch_size: int  # mints per transaction (a transaction is at most 1232 bytes)
+
+
+def solana_chain_config(name: str = "solana") -> SolanaChainConfig:
+    try:
+        values = settings.SOLANA_CHAINS[name]
+    except KeyError:
+        raise ImproperlyConfigured(f"no Solana chain {name!r} is configured (SOLANA_RPC_URL)") from None
+    return SolanaChainConfig(name=name, **values)
+
+
+def solana_chain_names() -> list[str]:
+    return list(getattr(settings, "SOLANA_CHAINS", {}))
+
+
+def chain_names() -> list[str]:
+    """Every configured chain the executor runs: the EVM chains and Solana."""
+    return evm_chain_names() + solana_chain_names()

@@ -53,6 +53,19 @@ def token_artifact() -> dict:
     return json.loads(ARTIFACT.read_text(encoding="utf-8"))
 
 
+MULTIPLIER_DECIMALS = 18
+
+
+def multiplier_scaled(multiplier) -> int:
+    """A Decimal multiplier as the contract's 18-decimal fixed point, exactly or refused."""
+    from decimal import Decimal
+
+    scaled = Decimal(multiplier) * 10**MULTIPLIER_DECIMALS
+    if scaled != scaled.to_integral_value() or scaled <= 0:
+        raise ValueError(f"multiplier {multiplier} is not a positive multiple of 1e-{MULTIPLIER_DECIMALS}")
+    return int(scaled)
+
+
 def ref_bytes(reference: str) -> bytes:
     """A request reference ("mint-42", "redemption-7") as the bytes32 the contract keys on: its ASCII,
     right-padded with zeros, so a block explorer shows it readably and `ref_text` reverses it."""
@@ -261,6 +274,11 @@ class EvmChain:
         return SignedTx(raw=replacement, tx_hash=_hex(keccak(replacement)), nonce=int(old["nonce"]),
                         sender=signer.address)
 
+    def sign_set_multiplier(self, *, signer: Signer, token: str, multiplier_scaled: int, ref: bytes, nonce: int,
+                            gas: int | None = None) -> SignedTx:
+        return self.sign_call(signer=signer, token=token, function="setMultiplier",
+                              args=[int(multiplier_scaled), bytes(ref)], nonce=nonce, gas=gas)
+
     # --- broadcasting and following -----------------------------------------------------------
 
     def send_raw(self, signed: SignedTx | bytes) -> str:
@@ -361,17 +379,35 @@ class EvmChain:
         return bool(self.token(token).functions.burnedRefs(bytes(ref)).call(block_identifier=block))
 
     def ref_record(self, token: str, ref: bytes, *, kind: str, from_block: int = 0) -> RefRecord | None:
-        """The event that minted (`kind` "mint") or burned ("burn") `ref`, found by its indexed topic;
-        None if there is none (the contract refuses a reference twice, so there is at most one)."""
+        """The event that minted (`kind` "mint"), burned ("burn") or set the multiplier ("multiplier") for
+        `ref`, found by its indexed topic; None if there is none (the contract refuses a reference twice,
+        so there is at most one). A multiplier record's holder is the token and its amount 0, as the
+        operation that asked for it records them (its value is the product's multiplier when signed)."""
         contract = self.token(token)
-        event = contract.events.Minted if kind == "mint" else contract.events.BurnedFromVault
+        event = {"mint": contract.events.Minted, "burn": contract.events.BurnedFromVault,
+                 "multiplier": contract.events.MultiplierUpdated}[kind]
         logs = event.get_logs(from_block=from_block, to_block="latest", argument_filters={"ref": bytes(ref)})
         if not logs:
             return None
         log = logs[0]
-        holder = log["args"]["to"] if kind == "mint" else log["args"]["vault"]
+        if kind == "multiplier":
+            holder, amount = token, 0
+        else:
+            holder, amount = (log["args"]["to"] if kind == "mint" else log["args"]["vault"]), log["args"]["amount"]
         return RefRecord(tx_hash=_hex(log["transactionHash"]), block_number=int(log["blockNumber"]),
-                         holder=to_checksum_address(holder), amount_base_units=int(log["args"]["amount"]))
+                         holder=to_checksum_address(holder), amount_base_units=int(amount))
+
+    def ref_done(self, token: str, ref: bytes, *, kind: str, block: int | str = "latest") -> bool:
+        """Whether the contract records `ref` as done for an operation of `kind` (it refuses it again)."""
+        check = {"mint": self.ref_minted, "burn": self.ref_burned, "multiplier": self.ref_multiplier_applied}[kind]
+        return check(token, ref, block=block)
+
+    def ref_multiplier_applied(self, token: str, ref: bytes, *, block: int | str = "latest") -> bool:
+        return bool(self.token(token).functions.multiplierRefs(bytes(ref)).call(block_identifier=block))
+
+    def multiplier_scaled(self, token: str, *, block: int | str = "latest") -> int:
+        """The token's published multiplier, MULTIPLIER_DECIMALS (18) fixed point."""
+        return int(self.token(token).functions.multiplier().call(block_identifier=block))
 
     def redeemed_logs(self, token: str, *, from_block: int, to_block: int) -> list[RedeemedLog]:
         """Every `Redeemed` log of `token` in [from_block, to_block] as the node has them now, oldest first."""

@@ -17,7 +17,8 @@ chain meanwhile returns at once, the running one picks its work up):
    (`on_signed`); commit; broadcast; record that (`on_broadcast`). A product whose token cannot take
    mints now (not deployed, paused) is skipped for this run, so it never blocks the chain's others;
    an operation the chain would refuse (a call that reverts) fails alone, the rest of its batch goes on;
-3. burns the same way, one burnFromVault per operation;
+3. burns the same way, one burnFromVault per operation; then multiplier updates, one setMultiplier
+   per operation (from the product's multiplier when signed: nonces land them in order);
 4. step 1 again, so what anvil mined at once is reported in the same run.
 
 A worker killed during 2 leaves nothing (the nonce and the claim roll back with it); killed after the
@@ -39,11 +40,12 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from web3.exceptions import ContractLogicError
 
-from chains.evm import ChainError, EvmChain, Mint, evm_chain, ref_bytes
+from chains.config import solana_chain_names
+from chains.evm import ChainError, EvmChain, Mint, evm_chain, multiplier_scaled, ref_bytes
 from chains.outcomes import ChainOp, outbox
 from chains.services import sign_with_next_nonce
 from chains.signers import signer_for
-from custody.models import ChainDeployment
+from custody.models import ChainDeployment, TokenProduct
 
 logger = logging.getLogger(__name__)
 
@@ -197,8 +199,7 @@ def _adopt_chain_record(chain: EvmChain, op: ChainOp) -> tuple[bool, str]:
         return False, ""
     token, deployed_block = deployment
     ref = ref_bytes(op.reference)
-    done = chain.ref_minted(token, ref) if op.kind == "mint" else chain.ref_burned(token, ref)
-    if not done:
+    if not chain.ref_done(token, ref, kind=op.kind):
         return False, ""
     record = chain.ref_record(token, ref, kind=op.kind, from_block=deployed_block or 0)
     if record is None or not record.matches(holder=op.address if op.kind == "mint" else record.holder,
@@ -281,6 +282,9 @@ def _refusals(*, chain: EvmChain, token: str, ops: list[ChainOp]) -> dict[int, s
         if op.kind == "mint":
             reason = chain.call_reverts(sender=operator.address, token=token, function="mintBatch", args=[
                 [chain.w3.to_checksum_address(op.address)], [op.amount_base_units], [ref_bytes(op.reference)]])
+        elif op.kind == "multiplier":
+            reason = chain.call_reverts(sender=operator.address, token=token, function="setMultiplier",
+                                        args=[_current_multiplier(op.product_id), ref_bytes(op.reference)])
         else:
             reason = chain.call_reverts(sender=operator.address, token=token, function="burnFromVault",
                                         args=[op.amount_base_units, ref_bytes(op.reference)])
@@ -332,12 +336,21 @@ def sign_batch(*, chain: EvmChain, kind: str = "mint", skip: set[int] | None = N
         return raw_hex, tx_hash, ops
 
 
+def _current_multiplier(product_id: int) -> int:
+    return multiplier_scaled(TokenProduct.objects.values_list("multiplier", flat=True).get(pk=product_id))
+
+
 def _builder(chain: EvmChain, token: str, kind: str, ops: list[ChainOp]):
     if kind == "mint":
         mints = [Mint(to=op.address, amount_base_units=op.amount_base_units, ref=ref_bytes(op.reference))
                  for op in ops]
         return lambda signer, nonce: chain.sign_mint_batch(signer=signer, token=token, mints=mints, nonce=nonce)
     (op,) = ops
+    if kind == "multiplier":
+        # The product's multiplier when signed (mint_redeem.services.corporate_actions); nonces keep the order.
+        scaled = _current_multiplier(op.product_id)
+        return lambda signer, nonce: chain.sign_set_multiplier(signer=signer, token=token, multiplier_scaled=scaled,
+                                                               ref=ref_bytes(op.reference), nonce=nonce)
     return lambda signer, nonce: chain.sign_burn_from_vault(signer=signer, token=token,
                                                             amount_base_units=op.amount_base_units,
                                                             ref=ref_bytes(op.reference), nonce=nonce)
@@ -345,6 +358,10 @@ def _builder(chain: EvmChain, token: str, kind: str, ops: list[ChainOp]):
 
 def execute_pending(*, chain_name: str, max_batches: int = MAX_BATCHES_PER_RUN,
                     budget_s: float = RUN_BUDGET_S) -> RunResult:
+    if chain_name in solana_chain_names():
+        from chains import executor_solana
+
+        return executor_solana.execute_pending(chain_name=chain_name, max_batches=max_batches, budget_s=budget_s)
     chain = evm_chain(chain_name)
     chain.check_chain_id()
     hooks = outbox()
@@ -356,7 +373,7 @@ def execute_pending(*, chain_name: str, max_batches: int = MAX_BATCHES_PER_RUN,
         follow_broadcast(chain=chain, result=result)
         skip: set[int] = set()
         batches = 0
-        for kind in ("mint", "burn"):
+        for kind in ("mint", "burn", "multiplier"):
             while True:
                 if batches >= max_batches or time.monotonic() - started > budget_s:
                     result.more = True

@@ -37,14 +37,14 @@ class RedeemedEventSeen(models.Model):
         WITHDRAWN = "withdrawn"
 
     chain = models.CharField(max_length=16)
-    token = models.CharField(max_length=42)
-    tx_hash = models.CharField(max_length=66)
+    token = models.CharField(max_length=64)
+    tx_hash = models.CharField(max_length=128)
     log_index = models.IntegerField()
     block_number = models.BigIntegerField()
-    block_hash = models.CharField(max_length=66)
-    holder = models.CharField(max_length=42)
+    block_hash = models.CharField(max_length=128, help_text="EVM: the block's hash; Solana: the transaction's signature")
+    holder = models.CharField(max_length=64)
     amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
-    ref = models.CharField(max_length=66, help_text="bytes32 reference, 0x-hex")
+    ref = models.CharField(max_length=402, help_text="bytes32 reference (EVM) or the memo's bytes (Solana), 0x-hex")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.SEEN, db_index=True)
     handled_at = models.DateTimeField(null=True, blank=True,
                                       help_text="when the confirmed event was handed on (chains.observers), once")
@@ -65,7 +65,7 @@ class WatchCursor(models.Model):
     """Blocks below `next_block` are done for this token: every event in them is confirmed or withdrawn."""
 
     chain = models.CharField(max_length=16)
-    token = models.CharField(max_length=42)
+    token = models.CharField(max_length=64)
     next_block = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 

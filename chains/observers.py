@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.utils import timezone
 
+from chains.config import solana_chain_names
 from chains.evm import EvmChain, evm_chain, ref_bytes, ref_text
 from chains.models import RedeemedEventSeen
 from chains.outcomes import ChainOp, RedeemedDeposit, outbox
@@ -106,6 +107,10 @@ def in_flight_landed(*, chain: EvmChain, token: str, operations: list[ChainOp], 
 def supply_observe(*, chain_name: str) -> list[SupplyObservation]:
     """Read every deployed token's total supply on `chain_name` at the confirmation depth and record it
     with custody (custody.supply: the rule, and why the ledger is read before the chain)."""
+    if chain_name in solana_chain_names():
+        from chains.watcher_solana import supply_observe as solana_supply_observe
+
+        return solana_supply_observe(chain_name=chain_name)
     chain = evm_chain(chain_name)
     chain.check_chain_id()
     recorded = []

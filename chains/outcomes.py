@@ -29,6 +29,7 @@ class ChainOp:
     tx_hash: str = ""
     # Earlier transactions of the operation at the same nonce (replaced by a fee bump): whichever confirms counts.
     other_tx_hashes: tuple[str, ...] = ()
+    valid_until: int | None = None  # Solana: the last block height the signed transaction can land at
 
     @property
     def tx_hashes(self) -> tuple[str, ...]:
@@ -62,7 +63,9 @@ class Outbox:
     signed_not_broadcast: Callable[..., list[ChainOp]]  # (*, chain, limit)
     # Operations of one chain broadcast and not yet confirmed or failed: the executor follows them.
     broadcast_not_confirmed: Callable[..., list[ChainOp]]  # (*, chain, limit)
-    on_signed: Callable[..., None]  # (op, *, signed_tx, tx_hash), in the transaction that took the nonce
+    # (op, *, signed_tx, tx_hash, valid_until=None), in the transaction that took the nonce (EVM) or
+    # claimed the operation (Solana, with the last valid block height of the transaction's blockhash)
+    on_signed: Callable[..., None]
     on_broadcast: Callable[..., None]  # (op)
     # The same for every operation of one transaction at once (a mint batch): one statement, not one per row.
     on_signed_batch: Callable[..., None]  # (ops, *, signed_tx, tx_hash)
@@ -80,6 +83,9 @@ class Outbox:
     # The chain refused the operation for good (a reverted transaction at depth, a call it would revert,
     # a nonce another transaction took): nothing of it is on chain. Operations decide (retry or fail).
     on_failed: Callable[..., None]  # (op, *, error)
+    # Solana: the signed transaction can no longer land (the chain passed its last valid block height
+    # without it): the operation is pending again, to be signed anew.
+    on_expired: Callable[..., None]  # (op, *, error)
     # A confirmed Redeemed event, in the transaction that marks it handled (so exactly once).
     on_redeemed: Callable[..., None]  # (deposit: RedeemedDeposit)
     # Operations of one product and chain signed or broadcast, not yet confirmed or failed: what may be

@@ -12,12 +12,14 @@ transaction that took the nonce (the executor, next).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 
 from django.db import transaction
 
 from chains.evm import ChainError, EvmChain, Receipt, SignedTx
 from chains.nonces import nonce_assign
-from chains.signers import Signer, redemption_vault, signer_for
+from chains.signers import Signer, redemption_vault, signer_for, solana_signer_for
+from chains.solana import SolanaChain, SolanaError
 
 
 def sign_with_next_nonce(*, chain: EvmChain, signer: Signer, build: Callable[[int], SignedTx], count: int = 1
@@ -72,3 +74,18 @@ def token_deploy_receipt(*, chain: EvmChain, name: str, symbol: str, decimals: i
     if not receipt.contract_address:
         raise ChainError(f"{chain.name}: the deployment {receipt.tx_hash} created no contract")
     return receipt
+
+
+def solana_mint_deploy(*, chain: SolanaChain, name: str, symbol: str, decimals: int, uri: str = "",
+                       multiplier: Decimal = Decimal(1), timeout_s: float = 60) -> str:
+    """Create a product's Token-2022 mint (metadata, multiplier, the redemption account) and wait for it
+    at the configured commitment; its address. On the local RPC the operator is funded first (an
+    airdrop; a real cluster's operator is funded by operations)."""
+    if chain.is_local():
+        chain.fund(solana_signer_for("operator").pubkey())
+    mint, signed = chain.create_mint(decimals=decimals, name=name, symbol=symbol, uri=uri, multiplier=multiplier)
+    chain.send(signed.wire)
+    status = chain.wait(signed.signature, timeout_s=timeout_s)
+    if status.failed:
+        raise SolanaError(f"{chain.name}: the mint creation {signed.signature} failed")
+    return mint

@@ -126,3 +126,85 @@ def dev_signer(index: int) -> LocalKeySigner:
     if settings.IS_PRODUCTION:
         raise ImproperlyConfigured("anvil's dev accounts are for development and test only")
     return LocalKeySigner(ANVIL_DEV_KEYS[index])
+
+
+# --- Solana --------------------------------------------------------------------------------------
+# Ed25519 keys, per role, from SOLANA_<ROLE>_KEY (base58 of the 64-byte secret, or the JSON byte array
+# `solana-keygen` writes) or SOLANA_<ROLE>_KEY_FILE. Roles: `operator` (mint authority and fee payer:
+# the executor's hot key), `admin` (freeze authority, metadata and multiplier authority: cold), `vault`
+# (owner of the redemption token account: signs burns). Development and test derive well-known keys
+# from public seeds, refused in production like anvil's.
+SOLANA_ROLES = ("operator", "admin", "vault")
+
+
+class SolanaSigner(Protocol):
+    """Signs Solana messages for one public key. A KMS/HSM signer implements the same two members."""
+
+    def pubkey(self): ...
+
+    def sign_message(self, message: bytes):
+        """The Ed25519 signature (solders Signature) of the serialized message."""
+        ...
+
+
+class LocalSolanaSigner:
+    __slots__ = ("_keypair",)
+
+    def __init__(self, keypair) -> None:
+        self._keypair = keypair
+
+    def pubkey(self):
+        return self._keypair.pubkey()
+
+    def sign_message(self, message: bytes):
+        return self._keypair.sign_message(message)
+
+    def __repr__(self) -> str:
+        return f"LocalSolanaSigner({self._keypair.pubkey()})"
+
+    __str__ = __repr__
+
+    def __reduce__(self):
+        raise TypeError("a signer cannot be pickled")
+
+
+def _solana_dev_keypair(role: str):
+    import hashlib
+
+    from solders.keypair import Keypair
+
+    return Keypair.from_seed(hashlib.sha256(f"issuer-ledger development solana {role}".encode()).digest())
+
+
+def _solana_keypair(text: str):
+    import json
+
+    import base58
+    from solders.keypair import Keypair
+
+    text = text.strip()
+    raw = bytes(json.loads(text)) if text.startswith("[") else base58.b58decode(text)
+    return Keypair.from_bytes(raw)
+
+
+def solana_signer_for(role: str) -> LocalSolanaSigner:
+    if role not in SOLANA_ROLES:
+        raise ValueError(f"unknown Solana signer role {role!r}; one of {SOLANA_ROLES}")
+    name = f"SOLANA_{role.upper()}_KEY"
+    text = os.environ.get(name)
+    if not text and os.environ.get(f"{name}_FILE"):
+        try:
+            text = Path(os.environ[f"{name}_FILE"]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read the key file ({exc.strerror})") from None
+    if not text:
+        if settings.IS_PRODUCTION:
+            raise ImproperlyConfigured(f"no Solana {role} key: set {name} or {name}_FILE")
+        return LocalSolanaSigner(_solana_dev_keypair(role))
+    try:
+        keypair = _solana_keypair(text)
+    except Exception:
+        raise ImproperlyConfigured(f"{name} is not a valid Solana keypair") from None
+    if settings.IS_PRODUCTION and keypair.pubkey() in {_solana_dev_keypair(r).pubkey() for r in SOLANA_ROLES}:
+        raise ImproperlyConfigured(f"the Solana {role} key is one of the public development keys")
+    return LocalSolanaSigner(keypair)

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from celery import shared_task
 
 from chains import executor, observers
-from chains.config import evm_chain_names
+from chains.config import chain_names, solana_chain_names
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +17,7 @@ IN_FLIGHT_POLL_S = 1.0
 
 @shared_task(name="chains.execute_pending", acks_late=True)
 def execute_pending(chain: str) -> dict:
-    """Sign, record, broadcast and follow the operations of one EVM chain (see chains.executor). The run
+    """Sign, record, broadcast and follow the operations of one chain (see chains.executor). The run
     that did the work queues the next while anything is left or in flight; a run turned away by the
     chain's lock does nothing (the running one does it), and the beat's sweep covers a lost message."""
     result = executor.execute_pending(chain_name=chain)
@@ -30,8 +30,8 @@ def execute_pending(chain: str) -> dict:
 
 @shared_task(name="chains.execute_all")
 def execute_all() -> list[str]:
-    """Beat: one executor run per configured EVM chain (the safety net for work whose message was lost)."""
-    names = evm_chain_names()
+    """Beat: one executor run per configured chain (the safety net for work whose message was lost)."""
+    names = chain_names()
     for name in names:
         execute_pending.delay(name)
     return names
@@ -39,14 +39,18 @@ def execute_all() -> list[str]:
 
 @shared_task(name="chains.watch_redemptions", acks_late=True)
 def watch_redemptions(chain: str) -> dict:
-    """Scan the chain's tokens for Redeemed events and hand each confirmed one on, once."""
+    """Scan the chain's tokens for redemption deposits and hand each confirmed one on, once."""
+    if chain in solana_chain_names():
+        from chains import watcher_solana
+
+        return watcher_solana.redemptions_watch(chain_name=chain)
     return observers.redemptions_watch(chain_name=chain)
 
 
 @shared_task(name="chains.watch_all")
 def watch_all() -> list[str]:
-    """Beat: watch every configured EVM chain's redemptions."""
-    names = evm_chain_names()
+    """Beat: watch every configured chain's redemptions."""
+    names = chain_names()
     for name in names:
         watch_redemptions.delay(name)
     return names
@@ -60,8 +64,8 @@ def observe_supply(chain: str) -> int:
 
 @shared_task(name="chains.observe_supply_all")
 def observe_supply_all() -> list[str]:
-    """Beat: observe the supply on every configured EVM chain."""
-    names = evm_chain_names()
+    """Beat: observe the supply on every configured chain."""
+    names = chain_names()
     for name in names:
         observe_supply.delay(name)
     return names

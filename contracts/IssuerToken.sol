@@ -11,12 +11,17 @@ import {ERC20Pausable} from "@openzeppelin/contracts/token/ERC20/extensions/ERC2
 /// request), and the chain itself refuses a reference twice, so a retried or replayed mint can never
 /// create tokens a second time. Holders redeem by sending tokens to the issuer's redemption vault with
 /// their redemption's reference; the issuer burns the vault's tokens, again once per reference.
+/// The multiplier (shares per token, after splits and dividends) is published on the token so wallets
+/// can show shares-equivalent balances; it changes once per corporate-action reference.
 /// @dev Roles are separate so that the hot key that mints and burns (MINTER, BURNER) cannot pause, move
 /// the vault or grant roles, and the admin key can stay cold.
 contract IssuerToken is ERC20, ERC20Pausable, AccessControl {
     bytes32 public constant MINTER_ROLE = keccak256("MINTER_ROLE");
     bytes32 public constant BURNER_ROLE = keccak256("BURNER_ROLE");
     bytes32 public constant PAUSER_ROLE = keccak256("PAUSER_ROLE");
+    bytes32 public constant MULTIPLIER_ROLE = keccak256("MULTIPLIER_ROLE");
+    /// @notice The multiplier is a fixed-point number with this many decimals (1e18 = one share per token).
+    uint8 public constant MULTIPLIER_DECIMALS = 18;
 
     uint8 private immutable _tokenDecimals;
 
@@ -27,11 +32,16 @@ contract IssuerToken is ERC20, ERC20Pausable, AccessControl {
     mapping(bytes32 ref => bool) public mintedRefs;
     /// @notice References already burned from the vault: a reference burns once, ever.
     mapping(bytes32 ref => bool) public burnedRefs;
+    /// @notice Shares per token, MULTIPLIER_DECIMALS fixed point. Display only: balances are never scaled.
+    uint256 public multiplier = 10 ** MULTIPLIER_DECIMALS;
+    /// @notice Corporate-action references already applied: a reference changes the multiplier once, ever.
+    mapping(bytes32 ref => bool) public multiplierRefs;
 
     event Minted(address indexed to, uint256 amount, bytes32 indexed ref);
     event Redeemed(address indexed holder, uint256 amount, bytes32 indexed ref);
     event BurnedFromVault(address indexed vault, uint256 amount, bytes32 indexed ref);
     event RedemptionVaultChanged(address indexed previousVault, address indexed newVault);
+    event MultiplierUpdated(uint256 previousMultiplier, uint256 newMultiplier, bytes32 indexed ref);
 
     error LengthMismatch(uint256 recipients, uint256 amounts, uint256 refs);
     error EmptyBatch();
@@ -40,6 +50,7 @@ contract IssuerToken is ERC20, ERC20Pausable, AccessControl {
     error ZeroAddress();
     error ReferenceAlreadyMinted(bytes32 ref);
     error ReferenceAlreadyBurned(bytes32 ref);
+    error ReferenceAlreadyApplied(bytes32 ref);
 
     constructor(
         string memory name_,
@@ -59,6 +70,8 @@ contract IssuerToken is ERC20, ERC20Pausable, AccessControl {
         _grantRole(MINTER_ROLE, minter);
         _grantRole(BURNER_ROLE, burner);
         _grantRole(PAUSER_ROLE, pauser);
+        // The issuer's operator publishes corporate actions, as it mints; the admin may move the role.
+        _grantRole(MULTIPLIER_ROLE, minter);
         _setRedemptionVault(vault);
     }
 
@@ -108,6 +121,16 @@ contract IssuerToken is ERC20, ERC20Pausable, AccessControl {
         address vault = redemptionVault;
         _burn(vault, amount);
         emit BurnedFromVault(vault, amount, ref);
+    }
+
+    /// @notice Publish a new multiplier for the corporate action `ref`, once per reference.
+    function setMultiplier(uint256 newMultiplier, bytes32 ref) external onlyRole(MULTIPLIER_ROLE) {
+        if (newMultiplier == 0) revert ZeroAmount();
+        if (ref == bytes32(0)) revert ZeroReference();
+        if (multiplierRefs[ref]) revert ReferenceAlreadyApplied(ref);
+        multiplierRefs[ref] = true;
+        emit MultiplierUpdated(multiplier, newMultiplier, ref);
+        multiplier = newMultiplier;
     }
 
     function setRedemptionVault(address vault) external onlyRole(DEFAULT_ADMIN_ROLE) {

@@ -21,6 +21,15 @@ class MintRedeemConfig(AppConfig):
         register(ProductTerms, fields=("broker", "custodian", "reference_price", "cash_buffer_bps", "fee_bps",
                                        "approval_threshold_cents", "market_hours_only", "redemption_addresses"))
 
+        # A multiplier change (custody's, approved by four eyes) also writes its on-chain update to the outbox.
+        from compliance.reference_changes import changeable
+        from custody.models import TokenProduct
+        from mint_redeem.services.corporate_actions import product_multiplier_change
+
+        changeable(TokenProduct).appliers["multiplier"] = (
+            lambda product, value, *, actor, reason: product_multiplier_change(
+                product=product, multiplier=value, reason=reason, actor=actor))
+
         # The chain executor (chains) claims and records our outbox rows through these (chains.outcomes).
         from mint_redeem import chain_outcomes
 

@@ -22,7 +22,8 @@ WATCHER_ACTOR = "task:chains.watcher"
 def _op(row: ChainOperation) -> ChainOp:
     return ChainOp(id=row.pk, kind=row.kind, chain=row.chain, product_id=row.product_id, address=row.address,
                    amount_base_units=int(row.amount_base_units), reference=row.request_reference,
-                   signed_tx=row.signed_tx, tx_hash=row.tx_hash, other_tx_hashes=tuple(row.other_tx_hashes))
+                   signed_tx=row.signed_tx, tx_hash=row.tx_hash, other_tx_hashes=tuple(row.other_tx_hashes),
+                   valid_until=row.last_valid_block_height)
 
 
 def claim_pending(*, chain: str, kind: str, limit: int, exclude_products=()) -> list[ChainOp]:
@@ -58,10 +59,17 @@ def signed_not_broadcast(*, chain: str, limit: int) -> list[ChainOp]:
     return [_op(row) for row in rows]
 
 
-def on_signed(op: ChainOp, *, signed_tx: str, tx_hash: str) -> None:
+def on_signed(op: ChainOp, *, signed_tx: str, tx_hash: str, valid_until: int | None = None) -> None:
     from mint_redeem.services import chain_operation_record_signed
 
-    chain_operation_record_signed(operation=ChainOperation.objects.get(pk=op.id), signed_tx=signed_tx, tx_hash=tx_hash)
+    chain_operation_record_signed(operation=ChainOperation.objects.get(pk=op.id), signed_tx=signed_tx, tx_hash=tx_hash,
+                                  valid_until=valid_until)
+
+
+def on_expired(op: ChainOp, *, error: str) -> None:
+    from mint_redeem.services.chain import chain_operation_record_expired
+
+    chain_operation_record_expired(operation=ChainOperation.objects.get(pk=op.id), error=error)
 
 
 def on_broadcast(op: ChainOp) -> None:
@@ -125,7 +133,11 @@ def on_confirmed(op: ChainOp, *, tx_hash: str) -> None:
         return  # reported by an earlier run (at least once from the chain, exactly once here)
 
     prefix, _, pk = op.reference.partition("-")
-    if op.kind == ChainOperation.Kind.MINT and prefix == "mint":
+    if op.kind == ChainOperation.Kind.MULTIPLIER and prefix == "multiplier":
+        from mint_redeem.services.chain import chain_operation_record_confirmed
+
+        chain_operation_record_confirmed(operation=ChainOperation.objects.get(pk=op.id), tx_hash=tx_hash)
+    elif op.kind == ChainOperation.Kind.MINT and prefix == "mint":
         mint_confirm_on_chain(mint=MintRequest.objects.get(pk=int(pk)), tx_hash=tx_hash, actor=EXECUTOR_ACTOR)
     elif op.kind == ChainOperation.Kind.BURN and prefix == "redemption":
         redemption_confirm_burn(redemption=Redemption.objects.get(pk=int(pk)), tx_hash=tx_hash, actor=EXECUTOR_ACTOR)
@@ -182,7 +194,7 @@ def register() -> None:
 
     outcomes.register(claim_pending=claim_pending, has_pending=has_pending, signed_not_broadcast=signed_not_broadcast,
                       broadcast_not_confirmed=broadcast_not_confirmed, on_signed=on_signed, on_broadcast=on_broadcast,
-                      on_confirmed=on_confirmed, on_failed=on_failed, on_redeemed=on_redeemed,
+                      on_confirmed=on_confirmed, on_failed=on_failed, on_expired=on_expired, on_redeemed=on_redeemed,
                       in_flight=in_flight, on_replaced=on_replaced, on_chain_record=on_chain_record,
                       on_signed_batch=on_signed_batch, on_broadcast_batch=on_broadcast_batch,
                       on_confirmed_batch=on_confirmed_batch)

@@ -19,9 +19,13 @@ from mint_redeem.models import ProductTerms
 def credentials_file() -> Path:
     return Path(getattr(settings, "DEMO_CREDENTIALS_FILE", Path(settings.BASE_DIR) / ".data" / "demo-credentials.json"))
 
-# Where market makers send tokens to redeem them (demo addresses, not controlled by anyone).
-REDEMPTION_ADDRESSES = {"ethereum": "0x000000000000000000000000000000000000dEaD",
-                        "solana": "1nc1nerator11111111111111111111111111111111"}
+# Where market makers send tokens to redeem them. EVM: shown only (the token's redeem() moves them to the
+# vault it knows). Solana: the owner of the redemption token account the watcher reads, the vault key.
+def redemption_addresses() -> dict[str, str]:
+    from chains.signers import solana_signer_for
+
+    return {"ethereum": "0x000000000000000000000000000000000000dEaD",
+            "solana": str(solana_signer_for("vault").pubkey())}
 
 
 def seed_demo() -> list[str]:
@@ -38,7 +42,7 @@ def seed_demo() -> list[str]:
             # The simulated broker fills at any hour, so the demo does not wait for the US open.
             ProductTerms.objects.get_or_create(product=product, defaults={
                 "broker": broker, "custodian": custodian, "reference_price": price, "market_hours_only": False,
-                "redemption_addresses": REDEMPTION_ADDRESSES})
+                "redemption_addresses": redemption_addresses()})
     _write_credentials(compliance["market_makers"])
     deployed = deploy_demo_tokens()
     return [
@@ -53,11 +57,12 @@ def seed_demo() -> list[str]:
 
 def deploy_demo_tokens() -> list[str]:
     """Deploy the token of every demo product on every configured EVM chain where it has no address yet
-    (the embedded anvils), and record the address (custody.deployment_address_set). Idempotent: a
-    deployment with an address is left alone."""
-    from chains.config import evm_chain_names
+    (the embedded anvils), and its Token-2022 mint on Solana (the local RPC), and record the address
+    (custody.deployment_address_set). Idempotent: a deployment with an address is left alone."""
+    from chains.config import evm_chain_names, solana_chain_names
     from chains.evm import evm_chain
-    from chains.services import token_deploy_receipt
+    from chains.services import solana_mint_deploy, token_deploy_receipt
+    from chains.solana import solana_chain
     from custody.models import ChainDeployment
     from custody.services import deployment_address_set
 
@@ -71,6 +76,13 @@ def deploy_demo_tokens() -> list[str]:
         deployment_address_set(deployment=deployment, address=address, deployed_block=receipt.block_number,
                                actor="system:seed_demo")
         lines.append(f"deployed {deployment.product.symbol} on {deployment.chain} at {address}")
+    for deployment in ChainDeployment.objects.filter(chain__in=solana_chain_names(), address="").select_related(
+            "product__security"):
+        address = solana_mint_deploy(chain=solana_chain(deployment.chain), decimals=deployment.decimals,
+                                     name=f"{deployment.product.security.name} tokenized share",
+                                     symbol=deployment.product.symbol, multiplier=deployment.product.multiplier)
+        deployment_address_set(deployment=deployment, address=address, actor="system:seed_demo")
+        lines.append(f"created the {deployment.product.symbol} mint on {deployment.chain} at {address}")
     return lines
 
 

@@ -137,6 +137,7 @@ class ChainOperation(models.Model):
     class Kind(models.TextChoices):
         MINT = "mint"
         BURN = "burn"
+        MULTIPLIER = "multiplier"  # a corporate action: the product's multiplier, shown on chain
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -145,12 +146,13 @@ class ChainOperation(models.Model):
         CONFIRMED = "confirmed"
         FAILED = "failed"
 
-    kind = models.CharField(max_length=8, choices=Kind.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
     chain = models.CharField(max_length=16)
     product = models.ForeignKey(TokenProduct, on_delete=models.PROTECT, related_name="+")
     address = models.CharField(max_length=64, help_text="recipient of a mint, holder burned from")
     amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
-    request_reference = models.CharField(max_length=64, unique=True, help_text="mint-<id> or redemption-<id>")
+    request_reference = models.CharField(max_length=64, unique=True,
+                                         help_text="mint-<id>, redemption-<id> or multiplier-<product id>-<n>")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     signed_tx = models.TextField(blank=True, default="")
     tx_hash = models.CharField(max_length=128, blank=True, default="")
@@ -158,6 +160,8 @@ class ChainOperation(models.Model):
     # given up for the chain's own record of the reference: whichever of them confirms is this
     # operation's (only one can: they share a nonce, or the contract refuses the reference twice).
     other_tx_hashes = models.JSONField(default=list, blank=True)
+    last_valid_block_height = models.BigIntegerField(
+        null=True, blank=True, help_text="Solana: the signed transaction can land up to this block height, never after")
     attempts = models.IntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -220,12 +224,12 @@ class DepositCase(models.Model):
         RESOLVED = "resolved"
 
     chain = models.CharField(max_length=16)
-    token = models.CharField(max_length=42)
-    holder = models.CharField(max_length=42)
+    token = models.CharField(max_length=64)
+    holder = models.CharField(max_length=64)
     amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
-    reference = models.CharField(max_length=66, blank=True, default="", help_text="the reference as text, if ASCII")
-    ref_hex = models.CharField(max_length=66)
-    tx_hash = models.CharField(max_length=66)
+    reference = models.CharField(max_length=200, blank=True, default="", help_text="the reference as text, if ASCII")
+    ref_hex = models.CharField(max_length=402)
+    tx_hash = models.CharField(max_length=128)
     log_index = models.IntegerField()
     block_number = models.BigIntegerField()
     redemption = models.ForeignKey(Redemption, null=True, blank=True, on_delete=models.PROTECT, related_name="+")

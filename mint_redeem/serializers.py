@@ -148,7 +148,8 @@ class RedemptionSerializer(_RequestSerializer):
 
     redeem_on_chain = serializers.SerializerMethodField(
         help_text="EVM chains: call `function(amount, ref)` on `token` from the wallet; the tokens move to "
-                  "`vault` with the reference. null on other chains.")
+                  "`vault` with the reference. Solana: one transaction with `transfer_checked` of `amount` "
+                  "(`decimals`) of `mint` to `destination` and a Memo instruction carrying `memo`.")
 
     def get_redeem_on_chain(self, obj) -> dict | None:
         from mint_redeem.services import redemption_instructions

@@ -95,6 +95,8 @@ def fresh_test_chains():
 
     for chain in settings.EVM_CHAINS.values():
         embedded.anvil_reset_test_chain(chain["rpc_url"])
+    for chain in getattr(settings, "SOLANA_CHAINS", {}).values():
+        embedded.solana_reset_test_node(chain["rpc_url"])
 
 
 @pytest.fixture(scope="session")

@@ -29,18 +29,20 @@ def chain_operation_for(request) -> ChainOperation | None:
 def chain_operation_create(*, kind: str, request, address: str) -> ChainOperation:
     """Write a request's chain operation (in the transition's transaction) and, once it commits, ask the
     chain's executor to run. A lost message is covered by the beat's sweep (chains.execute_all)."""
-    from chains.config import evm_chain_names
+    from chains.config import chain_names
 
     operation = ChainOperation.objects.create(kind=kind, chain=request.chain, product=request.product,
                                               address=address, amount_base_units=request.token_base_units,
                                               request_reference=request.stream)
-    if request.chain in evm_chain_names():
+    if request.chain in chain_names():
         jobs.enqueue_on_commit(jobs.EXECUTE_CHAIN, request.chain)
     return operation
 
 
-def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, tx_hash: str) -> ChainOperation:
-    """The executor signed the operation: keep the transaction and its hash before it is broadcast."""
+def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, tx_hash: str,
+                                  valid_until: int | None = None) -> ChainOperation:
+    """The executor signed the operation: keep the transaction and its hash (and, on Solana, the last
+    block height it can land at) before it is broadcast."""
     if not signed_tx or not tx_hash:
         raise RequestError("a signed transaction and its hash are required", code="invalid_chain_record")
     with transaction.atomic():
@@ -51,9 +53,11 @@ def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, 
             raise RequestError(f"operation {operation.pk} is {operation.status}, not pending",
                                code="chain_operation_state", http_status=409)
         operation.signed_tx, operation.tx_hash = signed_tx, tx_hash
+        operation.last_valid_block_height = valid_until
         operation.status = ChainOperation.Status.SIGNED
         operation.attempts += 1
-        operation.save(update_fields=["signed_tx", "tx_hash", "status", "attempts", "updated_at"])
+        operation.save(update_fields=["signed_tx", "tx_hash", "last_valid_block_height", "status", "attempts",
+                                      "updated_at"])
     return operation
 
 
@@ -154,11 +158,47 @@ def chain_operation_record_failed(*, operation: ChainOperation, error: str) -> C
     return operation
 
 
+def chain_operation_record_confirmed(*, operation: ChainOperation, tx_hash: str) -> ChainOperation:
+    """An operation with no request behind it (a multiplier update) confirmed on chain: accepted only
+    for the transaction it was broadcast with, once."""
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status == ChainOperation.Status.CONFIRMED:
+            return operation
+        if operation.status != ChainOperation.Status.BROADCAST or operation.tx_hash != tx_hash:
+            raise RequestError(f"confirmation refused: operation {operation.pk} is {operation.status} with another "
+                               "transaction", code="confirmation_refused", http_status=409)
+        operation.status = ChainOperation.Status.CONFIRMED
+        operation.save(update_fields=["status", "updated_at"])
+    logger.info("chain operation %s (%s) confirmed in %s", operation.pk, operation.request_reference, tx_hash)
+    return operation
+
+
+def chain_operation_record_expired(*, operation: ChainOperation, error: str) -> ChainOperation:
+    """Solana: the executor saw the chain pass the transaction's last valid block height without it, so
+    it can never land: the operation is pending again (its old signature kept in `last_error`)."""
+    with transaction.atomic():
+        operation = ChainOperation.objects.select_for_update().get(pk=operation.pk)
+        if operation.status not in (ChainOperation.Status.SIGNED, ChainOperation.Status.BROADCAST):
+            return operation
+        operation.last_error = f"{error}; earlier transaction {operation.tx_hash}"[:2000]
+        operation.status = ChainOperation.Status.PENDING
+        operation.signed_tx = operation.tx_hash = ""
+        operation.last_valid_block_height = None
+        operation.save(update_fields=["status", "signed_tx", "tx_hash", "last_valid_block_height", "last_error",
+                                      "updated_at"])
+    logger.info("chain operation %s (%s) expired unlanded; it will be signed again", operation.pk,
+                operation.request_reference)
+    return operation
+
+
 def chain_operation_retry(*, operation: ChainOperation, actor: str) -> ChainOperation:
     """Operations send a failed operation to the executor again. Safe: it is retried only while its
     request still waits for it and the chain shows its reference not yet minted (burned), its old
     transaction is kept in `last_error`, and the contract refuses a reference twice anyway."""
+    from chains.config import solana_chain_names
     from chains.evm import evm_chain, ref_bytes
+    from chains.solana import solana_chain
     from custody.models import ChainDeployment
 
     with transaction.atomic():
@@ -168,20 +208,29 @@ def chain_operation_retry(*, operation: ChainOperation, actor: str) -> ChainOper
                                code="chain_operation_state", http_status=409)
         waiting = "minting" if operation.kind == ChainOperation.Kind.MINT else "burning"
         request = _request_of(operation)
-        if request is None or request.state != waiting:
+        # A multiplier update has no request: it is always still wanted (signed from the latest value).
+        if operation.kind != ChainOperation.Kind.MULTIPLIER and (request is None or request.state != waiting):
             raise RequestError(f"{operation.request_reference} is not {waiting}; nothing to retry",
                                code="chain_operation_state", http_status=409)
-        token, deployed_block = ChainDeployment.objects.values_list("address", "deployed_block").get(
-            product=operation.product_id, chain=operation.chain)
-        evm = evm_chain(operation.chain)
-        ref = ref_bytes(operation.request_reference)
-        done = evm.ref_minted(token, ref) if operation.kind == ChainOperation.Kind.MINT else evm.ref_burned(token, ref)
+        evm = None
+        if operation.chain in solana_chain_names():
+            # Nothing on Solana refuses a reference twice: the earlier transaction must be known unlanded.
+            status = solana_chain(operation.chain).status(operation.tx_hash) if operation.tx_hash else None
+            done = status is not None and not status.failed
+        else:
+            token, deployed_block = ChainDeployment.objects.values_list("address", "deployed_block").get(
+                product=operation.product_id, chain=operation.chain)
+            evm = evm_chain(operation.chain)
+            ref = ref_bytes(operation.request_reference)
+            done = evm.ref_done(token, ref, kind=operation.kind)
         if done:
-            record = evm.ref_record(token, ref, kind=operation.kind, from_block=deployed_block or 0)
-            if record is not None and record.matches(holder=operation.address,
-                                                     amount_base_units=int(operation.amount_base_units)):
-                # Done on chain by an earlier transaction of ours: follow that one to depth instead.
-                return chain_operation_adopt_chain_record(operation=operation, tx_hash=record.tx_hash)
+            record = None
+            if evm is not None:
+                record = evm.ref_record(token, ref, kind=operation.kind, from_block=deployed_block or 0)
+                if record is not None and record.matches(holder=operation.address,
+                                                         amount_base_units=int(operation.amount_base_units)):
+                    # Done on chain by an earlier transaction of ours: follow that one to depth instead.
+                    return chain_operation_adopt_chain_record(operation=operation, tx_hash=record.tx_hash)
             raise RequestError(f"{operation.request_reference} is already {operation.kind}ed on chain, not as this "
                                f"operation asks ({record}); reconcile it by hand",
                                code="chain_operation_on_chain", http_status=409)

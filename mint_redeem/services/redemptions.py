@@ -67,19 +67,37 @@ def redemption_address(redemption: Redemption) -> str:
 
 
 def redemption_instructions(redemption: Redemption) -> dict | None:
-    """How the market maker hands the tokens over on an EVM chain: `redeem(amount, ref)` on the token,
-    which moves them to the vault with the request's reference (the watcher matches by it). None
-    elsewhere."""
-    from chains.config import evm_chain_names
+    """How the market maker hands the tokens over: on an EVM chain `redeem(amount, ref)` on the token,
+    which moves them to the vault with the request's reference (the watcher matches by it); on Solana a
+    transfer to the redemption token account with the reference in a Memo. None elsewhere."""
+    from chains.config import evm_chain_names, solana_chain_names
     from chains.evm import ref_bytes
 
-    if redemption.chain not in evm_chain_names():
-        return None
     token = ChainDeployment.objects.filter(product=redemption.product_id, chain=redemption.chain).values_list(
         "address", flat=True).first() or ""
+    if redemption.chain in solana_chain_names():
+        return _solana_instructions(redemption, mint=token)
+    if redemption.chain not in evm_chain_names():
+        return None
     return {"token": token, "function": "redeem", "signature": "redeem(uint256,bytes32)",
             "amount": str(int(redemption.token_base_units)), "ref": "0x" + ref_bytes(redemption.stream).hex(),
             "vault": redemption_address(redemption)}
+
+
+def _solana_instructions(redemption: Redemption, *, mint: str) -> dict | None:
+    """Solana: one transaction from the wallet with a Token-2022 `transfer_checked` of `amount` to
+    `destination` (the redemption address's associated token account for the mint) and a Memo
+    instruction carrying `memo`, which the watcher matches."""
+    from chains.solana import solana_chain
+
+    owner = redemption_address(redemption)
+    if not mint or not owner:
+        return None
+    decimals = ChainDeployment.objects.values_list("decimals", flat=True).get(product=redemption.product_id,
+                                                                             chain=redemption.chain)
+    return {"mint": mint, "instruction": "transfer_checked", "token_program": "TokenzQdBNbLqP5VEhdkAS6EPFLC1PHnBqCXEpPxuEb",
+            "destination": str(solana_chain(redemption.chain).ata(owner, mint)), "destination_owner": owner,
+            "amount": str(int(redemption.token_base_units)), "decimals": decimals, "memo": redemption.stream}
 
 
 def redemption_cancel(*, redemption: Redemption, actor: str, reason: str) -> Redemption:

@@ -27,7 +27,7 @@ def test_make_lint_passes_on_the_tree():
 
 
 @needs_make
-def test_make_stop_stops_the_embedded_postgres_redis_and_chains():
+def test_make_stop_stops_the_embedded_postgres_redis_and_chains():  # the local Solana RPC included
     # Servers of its own, not the ones this suite runs on. Under the project rather than pytest's tmp_path:
     # run as root, the embedded server runs as another user, who cannot enter pytest's private directories.
     data_dir = ROOT / ".data" / f"make-stop-{uuid.uuid4().hex[:8]}"
@@ -37,13 +37,15 @@ def test_make_stop_stops_the_embedded_postgres_redis_and_chains():
         start = run([*embedded, "start"], env=env)
         assert start.returncode == 0, describe(start)
         assert run([*embedded, "status"], env=env).stdout.splitlines() == [
-            "postgres: running", "redis: running", *(f"anvil {chain}: running" for chain in CHAINS)]
+            "postgres: running", "redis: running", *(f"anvil {chain}: running" for chain in CHAINS),
+            "solana: running"]
 
         stop = run(["make", "stop"], env=env)
         assert stop.returncode == 0, describe(stop)
         assert "embedded services stopped" in stop.stdout
         assert run([*embedded, "status"], env=env).stdout.splitlines() == [
-            "postgres: stopped", "redis: stopped", *(f"anvil {chain}: stopped" for chain in CHAINS)]
+            "postgres: stopped", "redis: stopped", *(f"anvil {chain}: stopped" for chain in CHAINS),
+            "solana: stopped"]
     finally:
         run([*embedded, "stop"], env=env)
         shutil.rmtree(data_dir, ignore_errors=True)

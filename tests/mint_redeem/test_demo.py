@@ -17,8 +17,10 @@ def test_seed_demo_is_idempotent_and_keeps_secrets_out_of_the_console(db, capsys
     assert oct(CREDENTIALS_FILE.stat().st_mode & 0o777) == "0o600"
 
 
-def test_seed_demo_deploys_each_demo_token_once_and_records_its_address(db, settings, tmp_path):
+def test_seed_demo_deploys_each_demo_token_once_and_records_its_address(  # EVM tokens and Solana mints
+        db, settings, tmp_path):
     from chains.evm import evm_chain
+    from chains.solana import solana_chain
     from custody.models import ChainDeployment
     from ledger.models import Event
 
@@ -30,9 +32,13 @@ def test_seed_demo_deploys_each_demo_token_once_and_records_its_address(db, sett
     for deployment in evm:
         chain = evm_chain(deployment.chain)
         assert chain.w3.eth.get_code(chain.w3.to_checksum_address(deployment.address))  # a contract is there
+    solana = ChainDeployment.objects.filter(chain="solana")
+    mints = dict(solana.values_list("pk", "address"))
+    assert mints and all(solana_chain().decimals(address) == 9 for address in mints.values())  # Token-2022 mints
     call_command("seed_demo")
     assert dict(evm.values_list("pk", "address")) == first  # never deployed twice, never changed
-    assert Event.objects.filter(event_type="custody.deployment_address_set").count() == len(first)
+    assert dict(solana.values_list("pk", "address")) == mints
+    assert Event.objects.filter(event_type="custody.deployment_address_set").count() == len(first) + len(mints)
 
 
 def test_demo_seeding_refuses_the_production_profile_and_creates_nothing(db, settings, tmp_path):

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mint_redeem', '0005_deposit_case'),
+        ('mint_redeem', '0007_chain_operation_multiplier'),
     ]
 
     operations = [
