@@ -420,3 +420,23 @@ class InKindTransfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.security.ticker} {self.reference}"
+
+
+class Attestation(models.Model):
+    """Projection of custody.attestation_issued events: the signed documents, as served, byte for byte."""
+
+    attestation_id = models.CharField(max_length=32, unique=True)
+    head_position = models.BigIntegerField(db_index=True)
+    issued_at = models.DateTimeField()
+    key_id = models.CharField(max_length=40)
+    public_key = models.CharField(max_length=64)
+    # RFC 8785 text of the whole document: what the API serves and the ETag covers.
+    document = models.TextField()
+    ledger_position = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["-issued_at", "-id"], name="custody_attest_latest")]
+
+    def __str__(self) -> str:
+        return f"attestation {self.attestation_id} at #{self.head_position}"

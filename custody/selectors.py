@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Exists, OuterRef, QuerySet
 
-from custody.models import BrokerOrder, ReconciliationBreak, TokenProduct
+from custody.models import Attestation, BrokerOrder, ReconciliationBreak, TokenProduct
 from custody.reserves import ReserveFigures, all_reserves
 
 
@@ -44,3 +44,29 @@ def open_breaks() -> QuerySet[ReconciliationBreak]:
 
 def orders_open() -> QuerySet[BrokerOrder]:
     return BrokerOrder.objects.exclude(status__in=BrokerOrder.TERMINAL).select_related("broker", "security")
+
+
+# --------------------------------------------------------------------------- attestations
+
+def attestation_latest() -> Attestation | None:
+    """The most recently issued attestation (the admin dashboard's and /attestations/latest)."""
+    return Attestation.objects.order_by("-id").first()
+
+
+def attestation_by_id(*, attestation_id: str) -> Attestation | None:
+    return Attestation.objects.filter(attestation_id=attestation_id).first()
+
+
+def attestation_at_head(*, position: int) -> Attestation | None:
+    """The first attestation issued of the ledger as of `position`, if one was."""
+    return Attestation.objects.filter(head_position=position).order_by("id").first()
+
+
+def attestation_signer_keys() -> list[str]:
+    """Hex public keys of every key that signed a stored attestation (they stay published after rotation)."""
+    return list(Attestation.objects.order_by().values_list("public_key", flat=True).distinct())
+
+
+def attestation_history(*, limit: int = 200) -> list[Attestation]:
+    """The latest `limit` attestations, oldest first (the transparency page's chart)."""
+    return list(reversed(Attestation.objects.order_by("-id")[:limit]))

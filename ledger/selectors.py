@@ -124,3 +124,12 @@ def read_log(*, after_position: int = 0, limit: int = 1000, using: str = "defaul
         cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE position > %s ORDER BY position LIMIT %s",  # noqa: S608
                        [after_position, limit])
         return [row_to_event(row) for row in cursor.fetchall()]
+
+
+def read_events_of_types(*, types: list[str], up_to_position: int, using: str = "default") -> list[RecordedEvent]:
+    """Every event of the given types at or before `up_to_position`, in log order (reference data such as
+    products and statements, read as of a past point; ledger_event_type_idx serves it)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE event_type = ANY(%s) AND position <= %s "  # noqa: S608
+                       "ORDER BY position", [list(types), up_to_position])
+        return [row_to_event(row) for row in cursor.fetchall()]
