@@ -429,7 +429,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"CashOrInKindEnum": "mint_redeem.models.MintRequest.Funding"},
     # <id:...> (config.converters): a database id, 1 to PostgreSQL's largest bigint.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 1,
-                                        "maximum": 9223372036854775807}},
+                                        "maximum": 9223372036854775807},
+                                 "attestation": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                                 "symbol": {"type": "string", "pattern": "^[A-Za-z0-9]{1,16}$"}},
     # Swagger UI from the installed drf-spectacular-sidecar package, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -25,6 +25,7 @@ class SwaggerUiView(JsonErrorsMixin, SpectacularSwaggerSplitView):
 api_v1 = [
     path("", include("ledger.urls")),
     path("", include("compliance.urls")),
+    path("", include("custody.urls")),
     path("", include("mint_redeem.urls")),
 ]
 
