@@ -21,9 +21,9 @@ from django.utils import timezone
 from config.api import DomainError
 from custody import attestation_keys
 from custody.ledger_reads import balances_as_of_by_prefix
-from custody.models import Attestation
+from custody.models import Attestation, supply_stream
 from ledger import attestation, canonical
-from ledger.selectors import head, read_events_of_types, read_log, stream_version
+from ledger.selectors import head, last_event_of_streams, read_events_of_types, read_log, stream_version
 from ledger.services import NewEvent, append
 
 STREAM = "attestations"
@@ -45,7 +45,12 @@ def attestation_payload(*, position: int) -> dict:
         [event] = read_log(after_position=position - 1, limit=1)
         head_hash, recorded_at = event.hash.hex(), canonical.format_recorded_at(event.recorded_at)
     fold = attestation.LogFold()
-    for event in read_events_of_types(types=list(attestation.REFERENCE_EVENTS), up_to_position=position):
+    reference_types = [t for t in attestation.REFERENCE_EVENTS if t != attestation.SUPPLY_EVENT]
+    for event in read_events_of_types(types=reference_types, up_to_position=position):
+        fold.apply_reference(event.type, event.data, event.position)
+    # Supply is observed every few seconds: read only each stream's last observation, not all of them.
+    streams = [supply_stream(symbol, chain) for symbol, info in fold.products.items() for chain in info["chains"]]
+    for event in last_event_of_streams(streams=streams, event_type=attestation.SUPPLY_EVENT, up_to_position=position):
         fold.apply_reference(event.type, event.data, event.position)
     balances = {}
     for prefix in _PREFIXES:

@@ -35,9 +35,11 @@ FORMAT = "issuer-reserve-attestation/1"
 NANO = 10**9
 COVERAGE_PLACES = Decimal("0.000000001")
 ATTESTATION_EVENT = "custody.attestation_issued"
-# The events whose data (not postings) the figures read.
+# The events whose data (not postings) the figures read; the latest supply observation per product and
+# chain is on the stream supply-<SYMBOL>-<chain>.
+SUPPLY_EVENT = "custody.supply_observed"
 REFERENCE_EVENTS = ("custody.product_registered", "custody.deployment_registered",
-                    "custody.product_multiplier_changed", "custody.statement_imported", "custody.supply_observed")
+                    "custody.product_multiplier_changed", "custody.statement_imported", SUPPLY_EVENT)
 
 
 class AttestationError(Exception):
@@ -72,7 +74,7 @@ class LogFold:
             self.statements[data["custodian"]] = {
                 "statement_ref": data["statement_ref"], "as_of": data["as_of"], "sha256": data["sha256"],
                 "position": position, "holdings": data["holdings"]}
-        elif event_type == "custody.supply_observed":
+        elif event_type == SUPPLY_EVENT:
             self.observed[(data["product"], data["chain"])] = {**data, "position": position}
 
     def set_balances(self, balances: dict[tuple[str, str], tuple[int, int, int]]) -> None:
@@ -95,8 +97,12 @@ def _observed(entry: dict | None) -> dict | None:
     if entry is None:
         return None
     # Keep what an auditor needs to find the reading on chain; the event's own bookkeeping stays out.
-    keep = ("supply_base_units", "block_number", "slot", "block_hash", "observed_at", "position")
-    return {key: (str(entry[key]) if key == "supply_base_units" else entry[key]) for key in keep if key in entry}
+    # `block` is the EVM block number or the Solana slot the supply was read at; `ledger_position` the
+    # ledger head it was compared with; `position` the observation's own event.
+    keep = ("supply_base_units", "block", "block_hash", "observed_at", "ledger_position", "in_flight_base_units",
+            "difference_base_units", "position")
+    amounts = {"supply_base_units", "in_flight_base_units", "difference_base_units"}
+    return {key: (str(entry[key]) if key in amounts else entry[key]) for key in keep if key in entry}
 
 
 def _product(symbol: str, info: dict, fold: LogFold) -> dict:

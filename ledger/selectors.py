@@ -133,3 +133,16 @@ def read_events_of_types(*, types: list[str], up_to_position: int, using: str = 
         cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE event_type = ANY(%s) AND position <= %s "  # noqa: S608
                        "ORDER BY position", [list(types), up_to_position])
         return [row_to_event(row) for row in cursor.fetchall()]
+
+
+def last_event_of_streams(*, streams: list[str], event_type: str, up_to_position: int, using: str = "default"
+                          ) -> list[RecordedEvent]:
+    """Per stream, its last event of `event_type` at or before `up_to_position` (streams without one are
+    left out): one backward walk of the (stream, version) index per stream, however long the stream."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT e.* FROM unnest(%s::text[]) AS s(stream_id) CROSS JOIN LATERAL ("  # noqa: S608
+            f"  SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE stream_id = s.stream_id AND event_type = %s "
+            "  AND position <= %s ORDER BY stream_version DESC LIMIT 1) e ORDER BY e.position",
+            [list(streams), event_type, up_to_position])
+        return [row_to_event(row) for row in cursor.fetchall()]

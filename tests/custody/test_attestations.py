@@ -48,6 +48,25 @@ def test_the_document_has_every_figure_and_the_head_it_was_computed_at(registere
     assert event.data["document"] == document and event.position == row.ledger_position
 
 
+def test_observed_supply_is_attested_with_its_block_as_of_each_position(registered):
+    from django.utils import timezone
+
+    from custody.supply import supply_observation_record
+
+    assert [c["observed_supply"] for c in _product({"payload": attestation_payload(position=head().position)})[
+        "chains"]] == [None, None]
+    supply_observation_record(product=registered, chain="ethereum", supply_base_units=3 * E18 + 1, block=120,
+                              block_hash="0x" + "12" * 32, observed_at=timezone.now(), actor="task:test")
+    first = head().position
+    supply_observation_record(product=registered, chain="ethereum", supply_base_units=3 * E18 + 1, block=130,
+                              block_hash="0x" + "13" * 32, observed_at=timezone.now(), actor="task:test")
+    observed_then = _product({"payload": attestation_payload(position=first)})["chains"][0]["observed_supply"]
+    observed_now = _product({"payload": attestation_payload(position=head().position)})["chains"][0]["observed_supply"]
+    assert (observed_then["block"], observed_then["supply_base_units"]) == (120, str(3 * E18 + 1))
+    assert (observed_now["block"], observed_now["block_hash"]) == (130, "0x" + "13" * 32)
+    assert observed_now["difference_base_units"] == "0"
+
+
 def test_the_signature_verifies_and_fails_on_any_altered_byte(registered):
     row = attestation_issue(actor="user:1")
     public_key = attestation_keys.current_public_key().raw
@@ -135,7 +154,14 @@ def _verifier(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def exported(registered, tmp_path):
+    from django.utils import timezone
+
+    from custody.supply import supply_observation_record
+
+    supply_observation_record(product=registered, chain="ethereum", supply_base_units=3 * E18 + 1, block=120,
+                              block_hash="0x" + "12" * 32, observed_at=timezone.now(), actor="task:test")
     row = attestation_issue(actor="user:1")
+    assert _product(json.loads(row.document))["chains"][0]["observed_supply"]["block"] == 120
     mint("ethereum", "AAPLx", 7)  # after the attestation: the verifier stops at the attested head
     (tmp_path / "attestation.json").write_text(row.document)
     (tmp_path / "key.pem").write_text(attestation_keys.current_public_key().pem)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('custody', '0005_remove_broker_paper_alter_broker_api_base_url'),
+        ('custody', '0007_deployment_address_fixed'),
     ]
 
     operations = [
