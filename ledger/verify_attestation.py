@@ -19,13 +19,20 @@ import sys
 from ledger import attestation, canonical
 
 
-def load_public_key(path: str) -> bytes:
-    """Raw 32 bytes of an Ed25519 public key from a PEM (SubjectPublicKeyInfo) file."""
+def load_public_key(path: str, key_id: str) -> bytes:
+    """Raw 32 bytes of an Ed25519 public key from a PEM (SubjectPublicKeyInfo) file, or the key named
+    `key_id` in a saved copy of GET /api/v1/attestations/keys (JSON)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     with open(path, "rb") as handle:
-        key = serialization.load_pem_public_key(handle.read())
+        content = handle.read()
+    if content.lstrip().startswith(b"{"):
+        keys = {k.get("key_id"): k for k in json.loads(content).get("keys", [])}
+        if key_id not in keys:
+            raise attestation.AttestationError(f"{path} lists no key {key_id}")
+        return bytes.fromhex(keys[key_id]["public_key_hex"])
+    key = serialization.load_pem_public_key(content)
     if not isinstance(key, Ed25519PublicKey):
         raise attestation.AttestationError(f"{path} is not an Ed25519 public key")
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -80,13 +87,16 @@ def check_log(payload: dict, lines) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="verify-attestation", description=__doc__.split("\n\n")[0])
     parser.add_argument("attestation", help="the attestation JSON document")
-    parser.add_argument("--pubkey", required=True, help="the issuer's Ed25519 public key (PEM)")
+    parser.add_argument("--pubkey", required=True,
+                        help="the issuer's Ed25519 public key (PEM), or a saved GET /api/v1/attestations/keys")
     parser.add_argument("--log", help="a JSON Lines export of the ledger, to recompute every figure")
     args = parser.parse_args(argv)
     try:
         with open(args.attestation, "rb") as handle:
             document = json.loads(handle.read())
-        public_key = load_public_key(args.pubkey)
+        if not isinstance(document, dict) or not isinstance(document.get("key_id"), str):
+            raise attestation.AttestationError("not an attestation document: no key_id")
+        public_key = load_public_key(args.pubkey, document["key_id"])
         attestation.verify_signature(document, public_key)
         print(f"signature OK: key {document['key_id']}, issued {document['issued_at']}")
         if args.log:
