@@ -28,6 +28,7 @@ from chains.config import EvmChainConfig
 from chains.signers import Signer
 
 ARTIFACT = Path(__file__).resolve().parent.parent / "contracts" / "artifacts" / "IssuerToken.json"
+FEED_ARTIFACT = ARTIFACT.with_name("ReserveFeed.json")
 GAS_MARGIN = 1.25  # over eth_estimateGas: state can change between estimate and inclusion
 MAX_REF_BYTES = 32
 
@@ -47,6 +48,11 @@ class WrongChain(ChainError):
 @functools.cache
 def token_artifact() -> dict:
     return json.loads(ARTIFACT.read_text(encoding="utf-8"))
+
+
+@functools.cache
+def feed_artifact() -> dict:
+    return json.loads(FEED_ARTIFACT.read_text(encoding="utf-8"))
 
 
 def ref_bytes(reference: str) -> bytes:
@@ -200,6 +206,15 @@ class EvmChain:
         args = ([to_checksum_address(m.to) for m in mints], [int(m.amount_base_units) for m in mints],
                 [bytes(m.ref) for m in mints])
         return self.sign_call(signer=signer, token=token, function="mintBatch", args=args, nonce=nonce, gas=gas)
+
+    def feed(self, address: str):
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=feed_artifact()["abi"])
+
+    def sign_feed_submit(self, *, signer: Signer, feed: str, reserve_nano: int, supply_nano: int, ref: bytes,
+                         nonce: int, gas: int | None = None) -> SignedTx:
+        """One round of a ReserveFeed: the reserve and the shares the supply needs (nano-shares)."""
+        data = self.feed(feed).encode_abi("submit", args=[int(reserve_nano), int(supply_nano), bytes(ref)])
+        return self.sign(signer=signer, to=feed, data=data, nonce=nonce, gas=gas)
 
     def sign_burn_from_vault(self, *, signer: Signer, token: str, amount_base_units: int, ref: bytes, nonce: int,
                              gas: int | None = None) -> SignedTx:

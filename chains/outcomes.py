@@ -19,7 +19,7 @@ class ChainOp:
     """One outbox row as the executor sees it."""
 
     id: int
-    kind: str  # "mint" or "burn"
+    kind: str  # "mint", "burn" or "reserve"
     chain: str
     product_id: int
     address: str  # recipient of a mint, holder of a burn
@@ -27,6 +27,9 @@ class ChainOp:
     reference: str  # "mint-<id>" or "redemption-<id>": the on-chain reference (chains.evm.ref_bytes)
     signed_tx: str = ""
     tx_hash: str = ""
+    # A reserve-feed update ("reserve"): `address` is the feed, `amount_base_units` the reserve and this
+    # the shares the outstanding tokens need, both in nano-shares.
+    supply_base_units: int = 0
 
 
 @dataclass(frozen=True)

@@ -418,6 +418,7 @@ ATTESTATION_RETIRED_PUBLIC_KEY_FILES = env_list("ATTESTATION_RETIRED_PUBLIC_KEY_
 ATTESTATION_INTERVAL_MINUTES = float(os.environ.get("ATTESTATION_INTERVAL_MINUTES", "10"))
 if not ATTESTATION_INTERVAL_MINUTES > 0:
     raise ImproperlyConfigured("ATTESTATION_INTERVAL_MINUTES must be > 0")
+CELERY_BEAT_SCHEDULE["mint-redeem-publish-reserves"] = {"task": "mint_redeem.publish_reserves", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["custody-issue-attestation"] = {"task": "custody.issue_attestation",
                                                      "schedule": ATTESTATION_INTERVAL_MINUTES * 60}
 SPECTACULAR_SETTINGS = {

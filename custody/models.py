@@ -545,3 +545,18 @@ class Attestation(models.Model):
 
     def __str__(self) -> str:
         return f"attestation {self.attestation_id} at #{self.head_position}"
+
+
+class ReserveFeedDeployment(models.Model):
+    """Where a product's ReserveFeed contract (contracts/ReserveFeed.sol) lives on an EVM chain: every
+    attestation's reserve and supply for the product are published there (mint_redeem.reserve_feed)."""
+
+    product = models.ForeignKey(TokenProduct, on_delete=models.PROTECT, related_name="reserve_feeds")
+    chain = models.CharField(max_length=16, choices=Chain.choices)
+    address = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["product", "chain"], name="custody_reserve_feed_one_per_chain")]
+
+    def __str__(self) -> str:
+        return f"reserve feed of {self.product.symbol} on {self.chain}"

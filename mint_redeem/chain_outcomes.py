@@ -22,7 +22,8 @@ WATCHER_ACTOR = "task:chains.watcher"
 def _op(row: ChainOperation) -> ChainOp:
     return ChainOp(id=row.pk, kind=row.kind, chain=row.chain, product_id=row.product_id, address=row.address,
                    amount_base_units=int(row.amount_base_units), reference=row.request_reference,
-                   signed_tx=row.signed_tx, tx_hash=row.tx_hash)
+                   signed_tx=row.signed_tx, tx_hash=row.tx_hash,
+                   supply_base_units=int(row.supply_base_units or 0))
 
 
 def claim_pending(*, chain: str, kind: str, limit: int, exclude_products=()) -> list[ChainOp]:
@@ -84,7 +85,11 @@ def on_confirmed(op: ChainOp, *, tx_hash: str) -> None:
         return  # reported by an earlier run (at least once from the chain, exactly once here)
 
     prefix, _, pk = op.reference.partition("-")
-    if op.kind == ChainOperation.Kind.MINT and prefix == "mint":
+    if op.kind == ChainOperation.Kind.RESERVE:
+        from mint_redeem.reserve_feed import reserve_feed_confirm
+
+        reserve_feed_confirm(operation_id=op.id, tx_hash=tx_hash)
+    elif op.kind == ChainOperation.Kind.MINT and prefix == "mint":
         mint_confirm_on_chain(mint=MintRequest.objects.get(pk=int(pk)), tx_hash=tx_hash, actor=EXECUTOR_ACTOR)
     elif op.kind == ChainOperation.Kind.BURN and prefix == "redemption":
         redemption_confirm_burn(redemption=Redemption.objects.get(pk=int(pk)), tx_hash=tx_hash, actor=EXECUTOR_ACTOR)
