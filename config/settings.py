@@ -406,14 +406,12 @@ PUBLIC_RATE_LIMIT_PER_S = float(os.environ.get("PUBLIC_RATE_LIMIT_PER_S", "20"))
 PUBLIC_RATE_LIMIT_BURST = int(os.environ.get("PUBLIC_RATE_LIMIT_BURST", "60"))
 
 # Reserve attestations (custody.attestations) are signed with an Ed25519 key: ATTESTATION_SIGNING_KEY
-# (its 32-byte seed, hex) or ATTESTATION_SIGNING_KEY_FILE (a PKCS#8 PEM file); required in production,
-# derived from SECRET_KEY in development and test. Keys used before a rotation stay published (and
+# (its 32-byte seed, hex) or ATTESTATION_SIGNING_KEY_FILE (a PKCS#8 PEM file); required in production
+# by the first signature (custody.attestation_keys), derived from SECRET_KEY in development and test. Keys used before a rotation stay published (and
 # old attestations verifiable): every key that signed a stored attestation is listed, and
 # ATTESTATION_RETIRED_PUBLIC_KEY_FILES (PEM files, comma-separated) adds others.
 ATTESTATION_SIGNING_KEY = os.environ.get("ATTESTATION_SIGNING_KEY", "")
 ATTESTATION_SIGNING_KEY_FILE = os.environ.get("ATTESTATION_SIGNING_KEY_FILE", "")
-if IS_PRODUCTION and not (ATTESTATION_SIGNING_KEY or ATTESTATION_SIGNING_KEY_FILE):
-    raise ImproperlyConfigured("set ATTESTATION_SIGNING_KEY or ATTESTATION_SIGNING_KEY_FILE")
 ATTESTATION_RETIRED_PUBLIC_KEY_FILES = env_list("ATTESTATION_RETIRED_PUBLIC_KEY_FILES", "")
 ATTESTATION_INTERVAL_MINUTES = float(os.environ.get("ATTESTATION_INTERVAL_MINUTES", "10"))
 if not ATTESTATION_INTERVAL_MINUTES > 0:

@@ -62,6 +62,9 @@ def _signing_key(seed_hex: str, key_file: str, secret_key: str) -> SigningKey:
 
 
 def signing_key() -> SigningKey:
+    if settings.IS_PRODUCTION and not (settings.ATTESTATION_SIGNING_KEY or settings.ATTESTATION_SIGNING_KEY_FILE):
+        # Checked here rather than at start-up: only the processes that sign need the secret.
+        raise ImproperlyConfigured("set ATTESTATION_SIGNING_KEY or ATTESTATION_SIGNING_KEY_FILE in production")
     return _signing_key(settings.ATTESTATION_SIGNING_KEY, settings.ATTESTATION_SIGNING_KEY_FILE,
                         settings.SECRET_KEY)
 

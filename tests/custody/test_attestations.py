@@ -222,3 +222,16 @@ def test_the_verifier_refuses_another_key(exported, tmp_path):
     (tmp_path / "other.pem").write_text(other)
     result = _verifier(str(path / "attestation.json"), "--pubkey", str(tmp_path / "other.pem"))
     assert result.returncode == 1 and "but the public key given is" in result.stderr
+
+
+def test_production_refuses_to_sign_without_a_configured_key_and_stores_nothing(registered, settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.IS_PRODUCTION = True
+    settings.ATTESTATION_SIGNING_KEY = settings.ATTESTATION_SIGNING_KEY_FILE = ""
+    with pytest.raises(ImproperlyConfigured, match="ATTESTATION_SIGNING_KEY"):
+        attestation_issue(actor="user:1")
+    assert attestation_latest() is None and read_stream(stream="attestations") == []
+    settings.ATTESTATION_SIGNING_KEY = "22" * 32
+    assert attestation_issue(actor="user:1").key_id == attestation.key_id(
+        bytes(attestation_keys.signing_key().verify_key))
