@@ -105,14 +105,20 @@ def _observed(entry: dict | None) -> dict | None:
     return {key: (str(entry[key]) if key in amounts else entry[key]) for key in keep if key in entry}
 
 
-def _product(symbol: str, info: dict, fold: LogFold) -> dict:
-    ticker = info["ticker"]
-    asset = f"shares:{ticker}"
-    custodians, committed, in_transit = [], 0, 0
-    for (path, path_asset), (posted, pending_in, pending_out) in sorted(fold.balances.items()):
+def _shares_by_ticker(fold: LogFold) -> dict[str, list[tuple[list[str], list[int]]]]:
+    """custody/ and in_transit/ balances of shares, grouped by ticker once (not scanned per product)."""
+    grouped: dict[str, list[tuple[list[str], list[int]]]] = {}
+    for (path, asset), figures in sorted(fold.balances.items()):
         parts = path.split("/")
-        if path_asset != asset or len(parts) != 3 or parts[2] != ticker:
-            continue
+        if len(parts) == 3 and parts[0] in ("custody", "in_transit") and asset == f"shares:{parts[2]}":
+            grouped.setdefault(parts[2], []).append((parts, figures))
+    return grouped
+
+
+def _product(symbol: str, info: dict, fold: LogFold, shares: dict) -> dict:
+    ticker = info["ticker"]
+    custodians, committed, in_transit = [], 0, 0
+    for parts, (posted, pending_in, pending_out) in shares.get(ticker, ()):
         if parts[0] == "custody":
             statement = fold.statements.get(parts[1])
             custodians.append({
@@ -147,7 +153,8 @@ def _product(symbol: str, info: dict, fold: LogFold) -> dict:
 
 def build_payload(*, head_position: int, head_hash: str, head_recorded_at: str | None, fold: LogFold) -> dict:
     """The attested figures after the event at `head_position` (its hash and recorded_at given)."""
-    products = [_product(symbol, info, fold) for symbol, info in sorted(fold.products.items())]
+    shares = _shares_by_ticker(fold)
+    products = [_product(symbol, info, fold, shares) for symbol, info in sorted(fold.products.items())]
     coverages = [Decimal(p["coverage"]) for p in products if p["coverage"] is not None]
     return {
         "format": FORMAT,
