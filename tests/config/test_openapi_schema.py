@@ -71,7 +71,7 @@ PUBLIC_PREFIXES = ("/api/v1/attestations", "/api/v1/products/{symbol}/reserves")
 
 def test_market_maker_operations_declare_401_403_and_429(schema):
     for path, method, operation in operations(schema):
-        if path.startswith(("/api/v1/compliance/", *PUBLIC_PREFIXES)):
+        if path.startswith(("/api/v1/compliance/", "/api/v1/staff/", *PUBLIC_PREFIXES)):
             continue
         assert operation["security"] == [{"MarketMakerApiKey": []}]
         responses = operation["responses"]
@@ -99,7 +99,8 @@ def test_public_operations_need_no_credentials_and_declare_429_and_304(schema):
 def test_staff_operations_refuse_with_403_never_401(schema):
     """Their first authentication is the staff session, which names no WWW-Authenticate challenge, so DRF
     answers every failed or missing authentication with 403."""
-    staff = [(path, op) for path, method, op in operations(schema) if path.startswith("/api/v1/compliance/")]
+    staff = [(path, op) for path, method, op in operations(schema)
+             if path.startswith(("/api/v1/compliance/", "/api/v1/staff/"))]
     assert staff
     for path, operation in staff:
         assert "401" not in operation["responses"], path
