@@ -29,6 +29,7 @@ from chains.config import EvmChainConfig
 from chains.signers import Signer
 
 ARTIFACT = Path(__file__).resolve().parent.parent / "contracts" / "artifacts" / "IssuerToken.json"
+FEED_ARTIFACT = ARTIFACT.with_name("ReserveFeed.json")
 GAS_MARGIN = 1.25  # over eth_estimateGas: state can change between estimate and inclusion
 MAX_REF_BYTES = 32
 MINT_BATCH_SELECTOR = "0x" + keccak(text="mintBatch(address[],uint256[],bytes32[])")[:4].hex()
@@ -64,6 +65,11 @@ def multiplier_scaled(multiplier) -> int:
     if scaled != scaled.to_integral_value() or scaled <= 0:
         raise ValueError(f"multiplier {multiplier} is not a positive multiple of 1e-{MULTIPLIER_DECIMALS}")
     return int(scaled)
+
+
+@functools.cache
+def feed_artifact() -> dict:
+    return json.loads(FEED_ARTIFACT.read_text(encoding="utf-8"))
 
 
 def ref_bytes(reference: str) -> bytes:
@@ -240,6 +246,15 @@ class EvmChain:
             [bytes(m.ref) for m in mints]]).hex()
         return self.sign(signer=signer, to=token, data=data, nonce=nonce, gas=gas)
 
+    def feed(self, address: str):
+        return self.w3.eth.contract(address=to_checksum_address(address), abi=feed_artifact()["abi"])
+
+    def sign_feed_submit(self, *, signer: Signer, feed: str, reserve_nano: int, supply_nano: int, ref: bytes,
+                         nonce: int, gas: int | None = None) -> SignedTx:
+        """One round of a ReserveFeed: the reserve and the shares the supply needs (nano-shares)."""
+        data = self.feed(feed).encode_abi("submit", args=[int(reserve_nano), int(supply_nano), bytes(ref)])
+        return self.sign(signer=signer, to=feed, data=data, nonce=nonce, gas=gas)
+
     def sign_burn_from_vault(self, *, signer: Signer, token: str, amount_base_units: int, ref: bytes, nonce: int,
                              gas: int | None = None) -> SignedTx:
         return self.sign_call(signer=signer, token=token, function="burnFromVault",
@@ -379,19 +394,21 @@ class EvmChain:
         return bool(self.token(token).functions.burnedRefs(bytes(ref)).call(block_identifier=block))
 
     def ref_record(self, token: str, ref: bytes, *, kind: str, from_block: int = 0) -> RefRecord | None:
-        """The event that minted (`kind` "mint"), burned ("burn") or set the multiplier ("multiplier") for
-        `ref`, found by its indexed topic; None if there is none (the contract refuses a reference twice,
+        """The event that minted (`kind` "mint"), burned ("burn"), set the multiplier ("multiplier") or
+        submitted a reserve round ("reserve", `token` being the feed) for `ref`, found by its indexed topic; None if there is none (the contract refuses a reference twice,
         so there is at most one). A multiplier record's holder is the token and its amount 0, as the
         operation that asked for it records them (its value is the product's multiplier when signed)."""
-        contract = self.token(token)
+        contract = self.feed(token) if kind == "reserve" else self.token(token)
         event = {"mint": contract.events.Minted, "burn": contract.events.BurnedFromVault,
-                 "multiplier": contract.events.MultiplierUpdated}[kind]
+                 "multiplier": contract.events.MultiplierUpdated, "reserve": contract.events.ReserveSubmitted}[kind]
         logs = event.get_logs(from_block=from_block, to_block="latest", argument_filters={"ref": bytes(ref)})
         if not logs:
             return None
         log = logs[0]
         if kind == "multiplier":
             holder, amount = token, 0
+        elif kind == "reserve":
+            holder, amount = token, log["args"]["reserve"]
         else:
             holder, amount = (log["args"]["to"] if kind == "mint" else log["args"]["vault"]), log["args"]["amount"]
         return RefRecord(tx_hash=_hex(log["transactionHash"]), block_number=int(log["blockNumber"]),
@@ -399,6 +416,8 @@ class EvmChain:
 
     def ref_done(self, token: str, ref: bytes, *, kind: str, block: int | str = "latest") -> bool:
         """Whether the contract records `ref` as done for an operation of `kind` (it refuses it again)."""
+        if kind == "reserve":  # `token` is the product's feed
+            return bool(self.feed(token).functions.refSubmitted(bytes(ref)).call(block_identifier=block))
         check = {"mint": self.ref_minted, "burn": self.ref_burned, "multiplier": self.ref_multiplier_applied}[kind]
         return check(token, ref, block=block)
 

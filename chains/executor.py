@@ -18,7 +18,8 @@ chain meanwhile returns at once, the running one picks its work up):
    mints now (not deployed, paused) is skipped for this run, so it never blocks the chain's others;
    an operation the chain would refuse (a call that reverts) fails alone, the rest of its batch goes on;
 3. burns the same way, one burnFromVault per operation; then multiplier updates, one setMultiplier
-   per operation (from the product's multiplier when signed: nonces land them in order);
+   per operation (from the product's multiplier when signed: nonces land them in order); then
+   reserve-feed updates, one submit each (the feed refuses an attestation's reference twice);
 4. step 1 again, so what anvil mined at once is reported in the same run.
 
 A worker killed during 2 leaves nothing (the nonce and the claim roll back with it); killed after the
@@ -198,6 +199,8 @@ def _adopt_chain_record(chain: EvmChain, op: ChainOp) -> tuple[bool, str]:
     if deployment is None or not deployment[0]:
         return False, ""
     token, deployed_block = deployment
+    if op.kind == "reserve":
+        token = op.address  # a reserve update goes to the product's feed, not its token
     ref = ref_bytes(op.reference)
     if not chain.ref_done(token, ref, kind=op.kind):
         return False, ""
@@ -279,7 +282,9 @@ def _refusals(*, chain: EvmChain, token: str, ops: list[ChainOp]) -> dict[int, s
     operator = signer_for(chain.name, "operator")
     refused = {}
     for op in ops:
-        if op.kind == "mint":
+        if op.kind == "reserve":
+            reason = _feed_reverts(chain, operator.address, op)
+        elif op.kind == "mint":
             reason = chain.call_reverts(sender=operator.address, token=token, function="mintBatch", args=[
                 [chain.w3.to_checksum_address(op.address)], [op.amount_base_units], [ref_bytes(op.reference)]])
         elif op.kind == "multiplier":
@@ -291,6 +296,21 @@ def _refusals(*, chain: EvmChain, token: str, ops: list[ChainOp]) -> dict[int, s
         if reason is not None:
             refused[op.id] = reason
     return refused
+
+
+def _feed_reverts(chain: EvmChain, sender: str, op: ChainOp) -> str | None:
+    try:
+        chain.feed(op.address).functions.submit(op.amount_base_units, op.supply_base_units,
+                                                ref_bytes(op.reference)).call({"from": sender})
+    except ContractLogicError as exc:
+        return str(exc)
+    return None
+
+
+def _usable_feed(*, chain: EvmChain, address: str) -> str:
+    if not address or not chain.w3.eth.get_code(chain.w3.to_checksum_address(address)):
+        raise TokenUnavailable(f"no reserve feed contract at {address!r} on {chain.name}")
+    return address
 
 
 class _Skip(Exception):
@@ -314,7 +334,8 @@ def sign_batch(*, chain: EvmChain, kind: str = "mint", skip: set[int] | None = N
                 if not ops:
                     return None
                 try:
-                    token = usable_token(chain=chain, product_id=ops[0].product_id)
+                    token = (_usable_feed(chain=chain, address=ops[0].address) if kind == "reserve"
+                             else usable_token(chain=chain, product_id=ops[0].product_id))
                 except TokenUnavailable as exc:
                     raise _Skip(ops[0].product_id, str(exc)) from None
                 try:
@@ -351,6 +372,10 @@ def _builder(chain: EvmChain, token: str, kind: str, ops: list[ChainOp]):
         scaled = _current_multiplier(op.product_id)
         return lambda signer, nonce: chain.sign_set_multiplier(signer=signer, token=token, multiplier_scaled=scaled,
                                                                ref=ref_bytes(op.reference), nonce=nonce)
+    if kind == "reserve":
+        return lambda signer, nonce: chain.sign_feed_submit(signer=signer, feed=token, reserve_nano=op.amount_base_units,
+                                                            supply_nano=op.supply_base_units,
+                                                            ref=ref_bytes(op.reference), nonce=nonce)
     return lambda signer, nonce: chain.sign_burn_from_vault(signer=signer, token=token,
                                                             amount_base_units=op.amount_base_units,
                                                             ref=ref_bytes(op.reference), nonce=nonce)
@@ -373,7 +398,7 @@ def execute_pending(*, chain_name: str, max_batches: int = MAX_BATCHES_PER_RUN,
         follow_broadcast(chain=chain, result=result)
         skip: set[int] = set()
         batches = 0
-        for kind in ("mint", "burn", "multiplier"):
+        for kind in ("mint", "burn", "multiplier", "reserve"):
             while True:
                 if batches >= max_batches or time.monotonic() - started > budget_s:
                     result.more = True

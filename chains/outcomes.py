@@ -19,7 +19,7 @@ class ChainOp:
     """One outbox row as the executor sees it."""
 
     id: int
-    kind: str  # "mint" or "burn"
+    kind: str  # "mint", "burn" or "reserve"
     chain: str
     product_id: int
     address: str  # recipient of a mint, holder of a burn
@@ -30,6 +30,9 @@ class ChainOp:
     # Earlier transactions of the operation at the same nonce (replaced by a fee bump): whichever confirms counts.
     other_tx_hashes: tuple[str, ...] = ()
     valid_until: int | None = None  # Solana: the last block height the signed transaction can land at
+    # A reserve-feed update ("reserve"): `address` is the feed, `amount_base_units` the reserve and this
+    # the shares the outstanding tokens need, both in nano-shares.
+    supply_base_units: int = 0
 
     @property
     def tx_hashes(self) -> tuple[str, ...]:

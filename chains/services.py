@@ -89,3 +89,21 @@ def solana_mint_deploy(*, chain: SolanaChain, name: str, symbol: str, decimals: 
     if status.failed:
         raise SolanaError(f"{chain.name}: the mint creation {signed.signature} failed")
     return mint
+
+
+def reserve_feed_deploy(*, chain: EvmChain, description: str, decimals: int = 9) -> str:
+    """Deploy a product's ReserveFeed (contracts/ReserveFeed.sol) on `chain`: the admin key holds
+    DEFAULT_ADMIN, the operator key (the executor's) is the updater. Its address."""
+    from chains.evm import feed_artifact
+
+    admin = signer_for(chain.name, "admin")
+    operator = signer_for(chain.name, "operator")
+    artifact = feed_artifact()
+    constructor = next(item for item in artifact["abi"] if item["type"] == "constructor")
+    encoded = chain.w3.codec.encode([i["type"] for i in constructor["inputs"]],
+                                    [description, decimals, admin.address, operator.address])
+    receipt = transact(chain=chain, signer=admin, build=lambda nonce: chain.sign(
+        signer=admin, to=None, data=artifact["bytecode"] + encoded.hex(), nonce=nonce))
+    if not receipt.contract_address:
+        raise ChainError(f"{chain.name}: the deployment {receipt.tx_hash} created no contract")
+    return receipt.contract_address

@@ -61,8 +61,8 @@ class RateLimited(exceptions.Throttled):
 
     default_code = "rate_limited"
 
-    def __init__(self, wait_s: float):
-        super().__init__(wait=wait_s, code="rate_limited", detail="too many requests for this API key.")
+    def __init__(self, wait_s: float, detail: str | None = None):
+        super().__init__(wait=wait_s, code="rate_limited", detail=detail or "too many requests for this API key.")
 
 
 def _connection() -> tuple[redis.Redis, object]:
@@ -84,15 +84,23 @@ def bucket_key(api_key_id: int) -> str:
 
 def take(api_key_id: int) -> None:
     """Take one request token from the key's bucket, or raise RateLimited."""
-    rate = float(settings.API_RATE_LIMIT_PER_S)
-    burst = int(settings.API_RATE_LIMIT_BURST)
+    _take(bucket_key(api_key_id), float(settings.API_RATE_LIMIT_PER_S), int(settings.API_RATE_LIMIT_BURST))
+
+
+def take_public(client_address: str) -> None:
+    """The same bucket for unauthenticated public endpoints (attestations, reserves), per client address."""
+    _take(f"{settings.RATE_LIMIT_KEY_PREFIX}public:{client_address}", float(settings.PUBLIC_RATE_LIMIT_PER_S),
+          int(settings.PUBLIC_RATE_LIMIT_BURST), detail="too many requests from this address.")
+
+
+def _take(key: str, rate: float, burst: int, *, detail: str | None = None) -> None:
     try:
-        taken, wait_ms = _connection()[1](keys=[bucket_key(api_key_id)], args=[repr(rate), burst])
+        taken, wait_ms = _connection()[1](keys=[key], args=[repr(rate), burst])
     except redis.RedisError as exc:
         logger.warning("rate limit not applied: redis unavailable", extra={"error": type(exc).__name__})
         return
     if not taken:
-        raise RateLimited(wait_ms / 1000)
+        raise RateLimited(wait_ms / 1000, detail=detail)
 
 
 def reset(api_key_id: int) -> None:

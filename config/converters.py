@@ -23,3 +23,25 @@ class IdConverter:
 
 
 register_converter(IdConverter, "id")
+
+
+class AttestationIdConverter:
+    """`<attestation:name>`: an attestation's content address, 32 lowercase hex digits."""
+
+    regex = "[0-9a-f]{32}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value) -> str:
+        return str(value)
+
+
+class SymbolConverter(AttestationIdConverter):
+    """`<symbol:name>`: a product symbol, letters and digits (custody.models.SYMBOL_VALIDATOR)."""
+
+    regex = "[A-Za-z0-9]{1,16}"
+
+
+register_converter(AttestationIdConverter, "attestation")
+register_converter(SymbolConverter, "symbol")

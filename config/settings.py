@@ -423,6 +423,24 @@ if not (API_RATE_LIMIT_PER_S > 0 and API_RATE_LIMIT_BURST >= 1):
     raise ImproperlyConfigured("API_RATE_LIMIT_PER_S must be > 0 and API_RATE_LIMIT_BURST >= 1")
 RATE_LIMIT_REDIS_URL = os.environ.get("RATE_LIMIT_REDIS_URL") or redis_client_url(CELERY_BROKER_URL, db=1)
 RATE_LIMIT_KEY_PREFIX = os.environ.get("RATE_LIMIT_KEY_PREFIX", "ratelimit:")
+# Public endpoints (attestations, reserves, transparency pages): a bucket per client address.
+PUBLIC_RATE_LIMIT_PER_S = float(os.environ.get("PUBLIC_RATE_LIMIT_PER_S", "20"))
+PUBLIC_RATE_LIMIT_BURST = int(os.environ.get("PUBLIC_RATE_LIMIT_BURST", "60"))
+
+# Reserve attestations (custody.attestations) are signed with an Ed25519 key: ATTESTATION_SIGNING_KEY
+# (its 32-byte seed, hex) or ATTESTATION_SIGNING_KEY_FILE (a PKCS#8 PEM file); required in production
+# by the first signature (custody.attestation_keys), derived from SECRET_KEY in development and test. Keys used before a rotation stay published (and
+# old attestations verifiable): every key that signed a stored attestation is listed, and
+# ATTESTATION_RETIRED_PUBLIC_KEY_FILES (PEM files, comma-separated) adds others.
+ATTESTATION_SIGNING_KEY = os.environ.get("ATTESTATION_SIGNING_KEY", "")
+ATTESTATION_SIGNING_KEY_FILE = os.environ.get("ATTESTATION_SIGNING_KEY_FILE", "")
+ATTESTATION_RETIRED_PUBLIC_KEY_FILES = env_list("ATTESTATION_RETIRED_PUBLIC_KEY_FILES", "")
+ATTESTATION_INTERVAL_MINUTES = float(os.environ.get("ATTESTATION_INTERVAL_MINUTES", "10"))
+if not ATTESTATION_INTERVAL_MINUTES > 0:
+    raise ImproperlyConfigured("ATTESTATION_INTERVAL_MINUTES must be > 0")
+CELERY_BEAT_SCHEDULE["mint-redeem-publish-reserves"] = {"task": "mint_redeem.publish_reserves", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["custody-issue-attestation"] = {"task": "custody.issue_attestation",
+                                                     "schedule": ATTESTATION_INTERVAL_MINUTES * 60}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tokenized stock issuer API",
     "DESCRIPTION": "Primary-market API for market makers (mint, redeem) and auditors (attestations).",
@@ -433,7 +451,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"CashOrInKindEnum": "mint_redeem.models.MintRequest.Funding"},
     # <id:...> (config.converters): a database id, 1 to PostgreSQL's largest bigint.
     "PATH_CONVERTER_OVERRIDES": {"id": {"type": "integer", "format": "int64", "minimum": 1,
-                                        "maximum": 9223372036854775807}},
+                                        "maximum": 9223372036854775807},
+                                 "attestation": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                                 "symbol": {"type": "string", "pattern": "^[A-Za-z0-9]{1,16}$"}},
     # Swagger UI from the installed drf-spectacular-sidecar package, never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

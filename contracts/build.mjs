@@ -17,7 +17,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..')
 const require = createRequire(join(ROOT, 'package.json'))
 const solc = require('solc')
 
-const CONTRACTS = ['IssuerToken']
+// Each compiled on its own, so one contract's artifact never changes with another's source.
+const CONTRACTS = ['IssuerToken', 'ReserveFeed']
 const SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
   // Cancun: supported by Ethereum, Arbitrum and Base alike; anvil runs it too.
@@ -46,6 +47,12 @@ function sourcesHash(sources) {
 }
 
 function build() {
+  const artifacts = {}
+  for (const name of CONTRACTS) Object.assign(artifacts, buildOne(name))
+  return artifacts
+}
+
+function buildOne(name) {
   const pinned = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).devDependencies.solc
   const version = solc.version()
   if (!version.startsWith(`${pinned}+`)) throw new Error(`solc ${version} is not the pinned ${pinned}`)
@@ -53,10 +60,8 @@ function build() {
     readFileSync(join(ROOT, 'node_modules', '@openzeppelin', 'contracts', 'package.json'), 'utf8')).version
 
   const input = { language: 'Solidity', sources: {}, settings: SETTINGS }
-  for (const name of CONTRACTS) {
-    const unit = `contracts/${name}.sol`
-    input.sources[unit] = { content: readFileSync(join(ROOT, unit), 'utf8') }
-  }
+  const unit = `contracts/${name}.sol`
+  input.sources[unit] = { content: readFileSync(join(ROOT, unit), 'utf8') }
   const output = JSON.parse(solc.compile(JSON.stringify(input), { import: resolveImport }))
   const errors = (output.errors || []).filter((e) => e.severity === 'error')
   for (const e of output.errors || []) console.error(e.formattedMessage)
@@ -70,7 +75,7 @@ function build() {
   }
 
   const artifacts = {}
-  for (const name of CONTRACTS) {
+  {
     const compiled = output.contracts[`contracts/${name}.sol`][name]
     const artifact = {
       contractName: name,

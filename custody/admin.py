@@ -21,7 +21,9 @@ from compliance.admin_changes import ProposedChangesAdmin
 from compliance.reference_changes import reference_change_propose
 from config.api import DomainError
 from custody import calendar, services
+from custody.attestations import attestation_issue
 from custody.models import (
+    Attestation,
     Broker,
     BrokerOrder,
     ChainDeployment,
@@ -42,6 +44,7 @@ from custody.models import (
 from custody.reserves import all_reserves
 from custody.statements import MAX_STATEMENT_BYTES, detect_format
 from ledger.admin import ReadOnlyAdmin
+from ledger.errors import StreamVersionConflict
 
 
 def _actor(request) -> str:
@@ -474,3 +477,44 @@ class SupplyBreakAdmin(ReadOnlyAdmin):
         item = get_object_or_404(SupplyBreak.objects.select_related("product"), pk=pk)
         return _resolve_view(self, request, item, resolve=services.supply_break_resolve,
                              title=f"Resolve supply break {item.id}: {item.product.symbol} on {item.chain}")
+
+
+@admin.register(Attestation)
+class AttestationAdmin(ReadOnlyAdmin):
+    """Signed reserve attestations (read-only: each is a ledger event). Operations may issue one now."""
+
+    list_display = ("attestation_id", "issued_at", "head_position", "key_id", "minimum_coverage", "ledger_position")
+    search_fields = ("attestation_id",)
+    readonly_fields = ("attestation_id", "issued_at", "head_position", "key_id", "public_key", "ledger_position",
+                       "pretty_document")
+    exclude = ("document",)
+
+    @admin.display(description="minimum coverage")
+    def minimum_coverage(self, obj):
+        return json.loads(obj.document)["payload"]["totals"]["minimum_coverage"]
+
+    @admin.display(description="document")
+    def pretty_document(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(json.loads(obj.document), indent=2))
+
+    def _can_issue(self, request) -> bool:
+        return request.user.has_perm("custody.add_attestation")
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {**(extra_context or {}), "can_issue": self._can_issue(request)})
+
+    def get_urls(self):
+        return [path("issue/", self.admin_site.admin_view(self.issue_view), name="custody_attestation_issue"),
+                *super().get_urls()]
+
+    def issue_view(self, request):
+        if request.method != "POST" or not self._can_issue(request):
+            raise PermissionDenied
+        try:
+            row = attestation_issue(actor=_actor(request))
+            self.message_user(request, f"attestation {row.attestation_id} issued at ledger position "
+                                       f"{row.head_position}")
+        except StreamVersionConflict:
+            self.message_user(request, "another attestation was issued at the same moment; try again",
+                              messages.WARNING)
+        return redirect(reverse("admin:custody_attestation_changelist"))

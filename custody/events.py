@@ -208,3 +208,10 @@ class SupplyBreakCleared(EventData):
 class SupplyBreakResolved(EventData):
     break_id: int
     reason: str
+
+
+@event_type("custody.attestation_issued", version=1)
+class AttestationIssued(EventData):
+    attestation_id: str
+    public_key: str  # hex of the raw Ed25519 key that signed it, so the log itself keeps every key ever used
+    document: dict  # the signed document exactly as served (ledger.attestation)

@@ -525,3 +525,38 @@ class SupplyBreak(models.Model):
         """Supply breaks that pause minting of the product: every open one (no tolerance: a token the
         ledger cannot account for has no share known to back it). `product_id` may be an OuterRef."""
         return cls.objects.filter(product_id=product_id, status=cls.Status.OPEN)
+
+
+class Attestation(models.Model):
+    """Projection of custody.attestation_issued events: the signed documents, as served, byte for byte."""
+
+    attestation_id = models.CharField(max_length=32, unique=True)
+    head_position = models.BigIntegerField(db_index=True)
+    issued_at = models.DateTimeField()
+    key_id = models.CharField(max_length=40)
+    public_key = models.CharField(max_length=64)
+    # RFC 8785 text of the whole document: what the API serves and the ETag covers.
+    document = models.TextField()
+    ledger_position = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["-issued_at", "-id"]
+        indexes = [models.Index(fields=["-issued_at", "-id"], name="custody_attest_latest")]
+
+    def __str__(self) -> str:
+        return f"attestation {self.attestation_id} at #{self.head_position}"
+
+
+class ReserveFeedDeployment(models.Model):
+    """Where a product's ReserveFeed contract (contracts/ReserveFeed.sol) lives on an EVM chain: every
+    attestation's reserve and supply for the product are published there (mint_redeem.reserve_feed)."""
+
+    product = models.ForeignKey(TokenProduct, on_delete=models.PROTECT, related_name="reserve_feeds")
+    chain = models.CharField(max_length=16, choices=Chain.choices)
+    address = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["product", "chain"], name="custody_reserve_feed_one_per_chain")]
+
+    def __str__(self) -> str:
+        return f"reserve feed of {self.product.symbol} on {self.chain}"

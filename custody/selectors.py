@@ -8,8 +8,12 @@ from django.db import connection
 from django.db.models import OuterRef, QuerySet
 
 from custody.models import (
+    Attestation,
     BrokerOrder,
+    Fill,
+    InKindTransfer,
     ReconciliationBreak,
+    StatementHolding,
     SupplyBreak,
     SupplyObservation,
     TokenProduct,
@@ -84,3 +88,74 @@ def supply_observed_as_of(*, product: TokenProduct, position: int) -> dict[str, 
     rows = SupplyObservation.objects.filter(product=product, chain__in=list(found)).select_related("product")
     return {row.chain: row for row in rows.filter(stream_version__in=set(found.values()))
             if found[row.chain] == row.stream_version}
+
+
+# --------------------------------------------------------------------------- attestations
+
+def attestation_latest() -> Attestation | None:
+    """The most recently issued attestation (the admin dashboard's and /attestations/latest)."""
+    return Attestation.objects.order_by("-id").first()
+
+
+def attestation_by_id(*, attestation_id: str) -> Attestation | None:
+    return Attestation.objects.filter(attestation_id=attestation_id).first()
+
+
+def attestation_at_head(*, position: int) -> Attestation | None:
+    """The first attestation issued of the ledger as of `position`, if one was."""
+    return Attestation.objects.filter(head_position=position).order_by("id").first()
+
+
+def attestation_signer_keys() -> list[str]:
+    """Hex public keys of every key that signed a stored attestation (they stay published after rotation)."""
+    return list(Attestation.objects.order_by().values_list("public_key", flat=True).distinct())
+
+
+def attestation_history(*, limit: int = 200) -> list[Attestation]:
+    """The latest `limit` attestations, oldest first (the transparency page's chart)."""
+    return list(reversed(Attestation.objects.order_by("-id")[:limit]))
+
+
+# --------------------------------------------------------------------------- provenance
+
+def _statement_line(*, custodian_id: int, security_id: int, on_or_after) -> dict | None:
+    """The first custodian statement dated on or after `on_or_after` that lists the security: the
+    custodian's own record of the shares (None until such a statement is imported)."""
+    line = (StatementHolding.objects.filter(statement__account__custodian_id=custodian_id, security_id=security_id,
+                                            statement__as_of__date__gte=on_or_after)
+            .select_related("statement__account__custodian").order_by("statement__as_of", "statement_id").first())
+    if line is None:
+        return None
+    statement = line.statement
+    return {"custodian": statement.account.custodian.code, "account_number": statement.account.account_number,
+            "statement_ref": statement.statement_ref, "as_of": statement.as_of.isoformat(),
+            "sha256": statement.sha256, "ledger_position": statement.ledger_position,
+            "quantity_nano": str(line.quantity_nano)}
+
+
+def backing_of(*, broker_order_id: int | None, transfer_reference: str) -> dict:
+    """What backs a mint: the broker fills of its order (cash-funded) or the custodian's confirmation of the
+    shares delivered in kind, each with the custodian statement line that shows the shares held."""
+    fills = []
+    if broker_order_id is not None:
+        for fill in (Fill.objects.filter(order_id=broker_order_id).select_related("order__broker", "order__security")
+                     .order_by("executed_at", "id")):
+            custodian_id = fill.order.broker.custodian_id
+            fills.append({
+                "broker": fill.order.broker.code, "broker_order_id": fill.order.broker_order_id,
+                "broker_fill_id": fill.broker_fill_id, "ticker": fill.order.security.ticker, "side": fill.order.side,
+                "quantity_nano": str(fill.quantity_nano), "price": str(fill.price),
+                "executed_at": fill.executed_at.isoformat(), "trade_date": fill.trade_date.isoformat(),
+                "settlement_date": fill.settlement_date.isoformat(), "status": fill.status,
+                "statement_line": (_statement_line(custodian_id=custodian_id, security_id=fill.order.security_id,
+                                                   on_or_after=fill.settlement_date)
+                                   if fill.status == Fill.Status.SETTLED and custodian_id else None)})
+    transfers = []
+    for transfer in InKindTransfer.objects.filter(reference=transfer_reference).select_related("custodian", "security"):
+        transfers.append({
+            "custodian": transfer.custodian.code, "direction": transfer.direction, "ticker": transfer.security.ticker,
+            "quantity_nano": str(transfer.quantity_nano), "custodian_confirmation": transfer.custodian_confirmation,
+            "confirmed_at": transfer.created_at.isoformat(),
+            "statement_line": _statement_line(custodian_id=transfer.custodian_id, security_id=transfer.security_id,
+                                              on_or_after=transfer.created_at.date())})
+    return {"fills": fills, "in_kind_transfers": transfers}

@@ -9,7 +9,9 @@ from django.utils import timezone
 
 from config.api import DomainError
 from custody import calendar, services
+from custody.attestations import attestation_issue
 from custody.selectors import orders_open
+from ledger.errors import StreamVersionConflict
 
 logger = logging.getLogger(__name__)
 
@@ -36,3 +38,13 @@ def settle_due_fills() -> int:
 def reconcile() -> int:
     run = services.reconciliation_run(actor="task:custody.reconcile")
     return run.id
+
+
+@shared_task(name="custody.issue_attestation")
+def issue_attestation() -> str | None:
+    """Every ATTESTATION_INTERVAL_MINUTES: attest the ledger's head, unless nothing changed since the last."""
+    try:
+        row = attestation_issue(actor="task:custody.issue_attestation", only_if_changed=True)
+    except StreamVersionConflict:
+        return None  # another issuer attested at the same moment
+    return None if row is None else row.attestation_id

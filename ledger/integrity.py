@@ -351,17 +351,51 @@ def _install_ledger_projections(conn, state: ReplayState) -> None:
                        [state.head_position, state.head_hash])
 
 
-def export_jsonl(out, *, using: str = "default") -> int:
-    """Write the log as JSON Lines: every field the hash covers, plus the hash, one event per line."""
-    count = 0
+@dataclass(frozen=True)
+class ExportFilter:
+    """Which events an export keeps (the event-log browser's filters). An unfiltered export is what the
+    offline verifier recomputes the hash chain from; a filtered one is for reading."""
+
+    stream: str | None = None
+    event_type: str | None = None
+    actor: str | None = None
+    after_position: int | None = None
+    up_to_position: int | None = None
+    since: object = None  # datetime, inclusive
+    until: object = None  # datetime, exclusive
+
+    def keeps(self, event: ScannedEvent) -> bool:
+        return ((self.stream is None or event.stream == self.stream)
+                and (self.event_type is None or event.type == self.event_type)
+                and (self.actor is None or (event.metadata or {}).get("actor") == self.actor)
+                and (self.after_position is None or event.position > self.after_position)
+                and (self.up_to_position is None or event.position <= self.up_to_position)
+                and (self.since is None or event.recorded_at >= self.since)
+                and (self.until is None or event.recorded_at < self.until))
+
+
+def export_documents(*, using: str = "default", keep: ExportFilter | None = None) -> Iterator[dict]:
+    """Every event (or those `keep` keeps) as its canonical document plus "hash", in log order, from one
+    snapshot, streamed (server-side cursors): memory stays flat whatever the length of the log."""
     with _consistent_snapshot(using):
         conn = _driver_connection(using)
         paths = _account_paths(conn)
         for event in _scan(conn):
+            if keep is not None and keep.up_to_position is not None and event.position > keep.up_to_position:
+                break
+            if keep is not None and not keep.keeps(event):
+                continue
             document = _document(event, paths)
             document["hash"] = event.hash.hex()
-            out.write(json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n")
-            count += 1
+            yield document
+
+
+def export_jsonl(out, *, using: str = "default") -> int:
+    """Write the log as JSON Lines: every field the hash covers, plus the hash, one event per line."""
+    count = 0
+    for document in export_documents(using=using):
+        out.write(json.dumps(document, separators=(",", ":"), ensure_ascii=False) + "\n")
+        count += 1
     return count
 
 

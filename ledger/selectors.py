@@ -124,3 +124,44 @@ def read_log(*, after_position: int = 0, limit: int = 1000, using: str = "defaul
         cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE position > %s ORDER BY position LIMIT %s",  # noqa: S608
                        [after_position, limit])
         return [row_to_event(row) for row in cursor.fetchall()]
+
+
+def read_events_of_types(*, types: list[str], up_to_position: int, using: str = "default") -> list[RecordedEvent]:
+    """Every event of the given types at or before `up_to_position`, in log order (reference data such as
+    products and statements, read as of a past point; ledger_event_type_idx serves it)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE event_type = ANY(%s) AND position <= %s "  # noqa: S608
+                       "ORDER BY position", [list(types), up_to_position])
+        return [row_to_event(row) for row in cursor.fetchall()]
+
+
+def last_event_of_streams(*, streams: list[str], event_type: str, up_to_position: int, using: str = "default"
+                          ) -> list[RecordedEvent]:
+    """Per stream, its last event of `event_type` at or before `up_to_position` (streams without one are
+    left out): one backward walk of the (stream, version) index per stream, however long the stream."""
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT e.* FROM unnest(%s::text[]) AS s(stream_id) CROSS JOIN LATERAL ("  # noqa: S608
+            f"  SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE stream_id = s.stream_id AND event_type = %s "
+            "  AND position <= %s ORDER BY stream_version DESC LIMIT 1) e ORDER BY e.position",
+            [list(streams), event_type, up_to_position])
+        return [row_to_event(row) for row in cursor.fetchall()]
+
+
+def read_log_filtered(*, after_position: int = 0, limit: int = 100, stream: str | None = None,
+                      event_type: str | None = None, actor: str | None = None, up_to_position: int | None = None,
+                      since: datetime | None = None, until: datetime | None = None, using: str = "default"
+                      ) -> list[RecordedEvent]:
+    """A page of the log for the event-log browser and the staff API: events after `after_position` in
+    log order that match every filter given (stream, type, actor, position and time ranges)."""
+    where, params = ["position > %s"], [after_position]
+    for clause, value in (("stream_id = %s", stream), ("event_type = %s", event_type),
+                          ("metadata->>'actor' = %s", actor), ("position <= %s", up_to_position),
+                          ("recorded_at >= %s", since), ("recorded_at < %s", until)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    with connections[using].cursor() as cursor:
+        cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE {' AND '.join(where)} "  # noqa: S608
+                       "ORDER BY position LIMIT %s", [*params, limit])
+        return [row_to_event(row) for row in cursor.fetchall()]

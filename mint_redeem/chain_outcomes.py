@@ -23,7 +23,8 @@ def _op(row: ChainOperation) -> ChainOp:
     return ChainOp(id=row.pk, kind=row.kind, chain=row.chain, product_id=row.product_id, address=row.address,
                    amount_base_units=int(row.amount_base_units), reference=row.request_reference,
                    signed_tx=row.signed_tx, tx_hash=row.tx_hash, other_tx_hashes=tuple(row.other_tx_hashes),
-                   valid_until=row.last_valid_block_height)
+                   valid_until=row.last_valid_block_height,
+                   supply_base_units=int(row.supply_base_units or 0))
 
 
 def claim_pending(*, chain: str, kind: str, limit: int, exclude_products=()) -> list[ChainOp]:
@@ -137,6 +138,10 @@ def on_confirmed(op: ChainOp, *, tx_hash: str) -> None:
         from mint_redeem.services.chain import chain_operation_record_confirmed
 
         chain_operation_record_confirmed(operation=ChainOperation.objects.get(pk=op.id), tx_hash=tx_hash)
+    elif op.kind == ChainOperation.Kind.RESERVE:
+        from mint_redeem.reserve_feed import reserve_feed_confirm
+
+        reserve_feed_confirm(operation_id=op.id, tx_hash=tx_hash)
     elif op.kind == ChainOperation.Kind.MINT and prefix == "mint":
         mint_confirm_on_chain(mint=MintRequest.objects.get(pk=int(pk)), tx_hash=tx_hash, actor=EXECUTOR_ACTOR)
     elif op.kind == ChainOperation.Kind.BURN and prefix == "redemption":

@@ -138,6 +138,7 @@ class ChainOperation(models.Model):
         MINT = "mint"
         BURN = "burn"
         MULTIPLIER = "multiplier"  # a corporate action: the product's multiplier, shown on chain
+        RESERVE = "reserve"  # a reserve-feed update from an attestation (mint_redeem.reserve_feed)
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -151,6 +152,8 @@ class ChainOperation(models.Model):
     product = models.ForeignKey(TokenProduct, on_delete=models.PROTECT, related_name="+")
     address = models.CharField(max_length=64, help_text="recipient of a mint, holder burned from")
     amount_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    # Reserve-feed updates only: the shares the outstanding tokens need (nano); amount is the reserve.
+    supply_base_units = models.DecimalField(max_digits=78, decimal_places=0, null=True, blank=True)
     request_reference = models.CharField(max_length=64, unique=True,
                                          help_text="mint-<id>, redemption-<id> or multiplier-<product id>-<n>")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)

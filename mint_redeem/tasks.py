@@ -71,3 +71,11 @@ def retry_webhooks() -> int:
     for delivery_id in ids:
         deliver_webhook.delay(delivery_id)
     return len(ids)
+
+
+@shared_task(name="mint_redeem.publish_reserves")
+def publish_reserves() -> int:
+    """Beat: each new attestation's reserves to the products' ReserveFeed contracts, through the outbox."""
+    from mint_redeem.reserve_feed import reserve_feed_publish_recent
+
+    return reserve_feed_publish_recent()

@@ -6,6 +6,7 @@ from mint_redeem import views
 urlpatterns = [
     path("mints", views.MintListView.as_view(), name="mint-list"),
     path("mints/<id:mint_id>", views.MintDetailView.as_view(), name="mint-detail"),
+    path("mints/<id:mint_id>/backing", views.MintBackingView.as_view(), name="mint-backing"),
     path("mints/<id:mint_id>/cancel", views.MintCancelView.as_view(), name="mint-cancel"),
     path("redemptions", views.RedemptionListView.as_view(), name="redemption-list"),
     path("redemptions/<id:redemption_id>", views.RedemptionDetailView.as_view(), name="redemption-detail"),

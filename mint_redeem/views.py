@@ -15,7 +15,7 @@ from compliance.idempotency import idempotent
 from compliance.views import MarketMakerView
 from config.api import validated
 from config.openapi import Refusal, refuses
-from custody.selectors import products_with_reserves
+from custody.selectors import backing_of, products_with_reserves
 from mint_redeem import selectors, services, webhooks
 from mint_redeem.models import MintRequest, Redemption, WebhookEndpoint
 from mint_redeem.serializers import (
@@ -175,6 +175,19 @@ class MintDetailView(MarketMakerView):
         mint = _own(selectors.mints_of(participant_id=request.auth.participant_id), mint_id)
         events = EventSerializer(selectors.request_history(request=mint), many=True).data
         return Response({**mint_body(mint), "events": events})
+
+
+class MintBackingView(MarketMakerView):
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="What backs one of your mints: broker fills and "
+                   "custodian statement lines",
+                   description="{mint_id, product, fills: [{broker, broker_fill_id, quantity_nano, price, executed_at, "
+                               "trade_date, settlement_date, status, statement_line}], in_kind_transfers: [{custodian, "
+                               "quantity_nano, custodian_confirmation, statement_line}]}. `statement_line` is the first "
+                               "custodian statement on or after settlement that lists the shares (null until imported).")
+    def get(self, request, mint_id: int):
+        mint = _own(selectors.mints_of(participant_id=request.auth.participant_id), mint_id)
+        backing = backing_of(broker_order_id=mint.broker_order_id, transfer_reference=mint.stream)
+        return Response({"mint_id": mint.pk, "product": mint.product.symbol, **backing})
 
 
 class MintCancelView(MarketMakerView):

@@ -86,6 +86,10 @@ RUN_AS_PRINTED = {
     "manage.py axes_reset_username": "tests/compliance/test_admin_sign_in.py::"
                                      "test_axes_reset_username_unlocks_a_locked_out_user",
     "make lint": "tests/config/test_documented_commands.py::test_make_lint_passes_on_the_tree",
+    "-m ledger.verify_attestation": "tests/custody/test_commands_as_run.py::"
+                                    "test_the_auditors_commands_verify_the_latest_attestation_as_printed",
+    "bin/verify-attestation": "tests/custody/test_commands_as_run.py::"
+                              "test_the_auditors_commands_verify_the_latest_attestation_as_printed",
     "make stop": "tests/config/test_documented_commands.py::test_make_stop_stops_the_embedded_postgres_redis_and_chains",
 }
 # Documented, but not run by the suite, and why.
@@ -102,6 +106,7 @@ def documented_commands(readme: str) -> set[str]:
     commands = {f"manage.py {name}" for name in re.findall(r"manage\.py (ledger \w+|\w+)", readme)}
     commands |= {f"make {target}" for target in re.findall(r"(?:^|`)make (\w+)", readme, re.MULTILINE)}
     commands |= {f"examples/mm_client.py {name}" for name in re.findall(r"examples/mm_client\.py (\w+)", readme)}
+    commands |= set(re.findall(r"(-m ledger\.verify_attestation|bin/verify-attestation) ", readme))
     return commands
 
 

@@ -48,7 +48,7 @@ def test_every_refusal_is_the_one_error_envelope(schema):
     assert set(detail["required"]) == {"code", "message", "retryable"}
     for path, method, operation in operations(schema):
         for status, response in operation["responses"].items():
-            if status.startswith("2"):
+            if status.startswith("2") or status == "304":  # 304 Not Modified has no body
                 continue
             content = response["content"]["application/json"]
             assert content["schema"] == {"$ref": "#/components/schemas/Error"}, (method, path, status)
@@ -66,9 +66,12 @@ def test_every_operation_declares_400_406_and_503_database_unavailable_with_retr
         assert responses["503"]["headers"]["Retry-After"]["required"] is True
 
 
+PUBLIC_PREFIXES = ("/api/v1/attestations", "/api/v1/products/{symbol}/reserves")
+
+
 def test_market_maker_operations_declare_401_403_and_429(schema):
     for path, method, operation in operations(schema):
-        if path.startswith("/api/v1/compliance/"):
+        if path.startswith(("/api/v1/compliance/", "/api/v1/staff/", *PUBLIC_PREFIXES)):
             continue
         assert operation["security"] == [{"MarketMakerApiKey": []}]
         responses = operation["responses"]
@@ -82,10 +85,22 @@ def test_market_maker_operations_declare_401_403_and_429(schema):
         assert responses["429"]["headers"]["Retry-After"]["required"] is True
 
 
+def test_public_operations_need_no_credentials_and_declare_429_and_304(schema):
+    public = [(path, op) for path, method, op in operations(schema) if path.startswith(PUBLIC_PREFIXES)]
+    assert len(public) == 5
+    for path, operation in public:
+        assert operation["security"] == [{}], path
+        assert "401" not in operation["responses"] and "403" not in operation["responses"], path
+        assert codes_of(operation["responses"]["429"]) == {"rate_limited"}, path
+        assert operation["responses"]["429"]["headers"]["Retry-After"]["required"] is True
+        assert "304" in operation["responses"], path
+
+
 def test_staff_operations_refuse_with_403_never_401(schema):
     """Their first authentication is the staff session, which names no WWW-Authenticate challenge, so DRF
     answers every failed or missing authentication with 403."""
-    staff = [(path, op) for path, method, op in operations(schema) if path.startswith("/api/v1/compliance/")]
+    staff = [(path, op) for path, method, op in operations(schema)
+             if path.startswith(("/api/v1/compliance/", "/api/v1/staff/"))]
     assert staff
     for path, operation in staff:
         assert "401" not in operation["responses"], path
@@ -106,6 +121,9 @@ def test_operations_with_an_id_in_the_path_declare_404_and_state_the_id_as_an_in
             continue
         assert "not_found" in codes_of(operation["responses"]["404"]), (method, path)
         (parameter,) = [p for p in operation["parameters"] if p["in"] == "path"]
+        if parameter["schema"].get("type") == "string":  # content addresses and symbols state their pattern
+            assert parameter["schema"]["pattern"].startswith("^"), (method, path)
+            continue
         assert parameter["schema"] == {"type": "integer", "format": "int64", "minimum": 1,
                                        "maximum": 2**63 - 1}
 

@@ -4,6 +4,7 @@ from decimal import Decimal
 
 import pytest
 
+from custody import services
 from custody.models import (
     Broker,
     ChainDeployment,
@@ -13,6 +14,10 @@ from custody.models import (
     SimulatedPrice,
     TokenProduct,
 )
+from ledger.events import EventData, event_type
+from ledger.postings import Line, PendingOpen
+from ledger.services import NewEvent, append
+from ledger.units import NANO
 
 
 @pytest.fixture
@@ -52,3 +57,39 @@ def product(aapl):
     ChainDeployment.objects.create(product=product, chain="ethereum", decimals=18, address="0x" + "ab" * 20)
     ChainDeployment.objects.create(product=product, chain="solana", decimals=9, address="So1ana" + "1" * 38)
     return product
+
+
+# --- attestations: a registered product (its events are what attestations read) with shares and tokens
+
+E18 = 10**18
+
+
+@event_type("test_attest.tokens", version=1)
+class AttestTokens(EventData):
+    note: str = ""
+
+
+def mint(chain, symbol, amount, *, pending_id=None):
+    asset = f"tok:{symbol}:{chain}"
+    postings = ([PendingOpen(pending_id=pending_id, debit=f"issuance/{chain}/{symbol}",
+                             credit=f"tokens/{chain}/{symbol}", asset=asset, amount=amount)] if pending_id else
+                [Line(f"issuance/{chain}/{symbol}", asset, -amount), Line(f"tokens/{chain}/{symbol}", asset, amount)])
+    append(events=[NewEvent(stream=f"test-mint-{chain}", type="test_attest.tokens", data={}, postings=postings)],
+           actor="system")
+
+
+@pytest.fixture
+def registered(custodian, aapl):
+    product = services.product_register(symbol="AAPLx", security=aapl, actor="user:1")
+    services.deployment_register(product=product, chain="ethereum", decimals=18, address="0x" + "ab" * 20,
+                                 actor="user:1")
+    services.deployment_register(product=product, chain="solana", decimals=9, address="So1ana" + "1" * 38,
+                                 actor="user:1")
+    services.shares_receive_in_kind(custodian=custodian, security=aapl, quantity_nano=10 * NANO,
+                                    from_account="participant/1/shares", reference="r1",
+                                    custodian_confirmation="C1", actor="user:1")
+    mint("ethereum", "AAPLx", 3 * E18 + 1)
+    mint("solana", "AAPLx", 2 * NANO, pending_id="mint-att-1")
+    return product
+
+

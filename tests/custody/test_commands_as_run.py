@@ -55,3 +55,38 @@ def test_a_missing_or_malformed_statement_is_refused_with_a_message_and_imports_
     assert malformed.stderr.startswith("CommandError: "), describe(malformed)
     assert "Traceback" not in malformed.stderr
     assert not Statement.objects.exists()
+
+
+def test_the_auditors_commands_verify_the_latest_attestation_as_printed(committed, registered, live_server, tmp_path):
+    """The README's Auditors block, line by line as printed, against a live server (its address swapped
+    for the test server's), from a directory that holds only what the README assumes (.venv, manage.py)."""
+    import re
+    import subprocess
+
+    from custody.attestations import attestation_issue
+    from tests.conftest import ROOT
+    from tests.subprocesses import command_env
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"Check one yourself.*?\n```\n(.*?)\n```", readme, re.DOTALL).group(1)
+    lines = block.splitlines()
+    assert [line.split()[0] for line in lines] == ["curl", "curl", ".venv/bin/python", ".venv/bin/python",
+                                                   ".venv/bin/verify-attestation"]
+    row = attestation_issue(actor="user:1")
+    for name in (".venv", "manage.py"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    for line in lines:
+        command = line.replace("http://127.0.0.1:8000", live_server.url)
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=command_env(), capture_output=True,
+                                text=True, timeout=180, check=False)
+        assert result.returncode == 0, f"{line}\n{describe(result)}"
+        if "verify" in line:
+            assert f"signature OK: key {row.key_id}" in result.stdout
+    assert f"log OK: hash chain to event #{row.head_position}" in result.stdout
+    assert (tmp_path / "attestation.json").read_text() == row.document
+
+    # The same command on a tampered document fails and says why.
+    (tmp_path / "attestation.json").write_text(row.document.replace('"format"', '"formaT"'))
+    result = subprocess.run(["bash", "-c", lines[-1]], cwd=tmp_path, env=command_env(), capture_output=True,
+                            text=True, timeout=180, check=False)
+    assert result.returncode == 1 and "signature does not verify" in result.stderr
