@@ -1,9 +1,12 @@
-"""Demo data for `make run`, assembled from each app's own idempotent seed."""
+"""Demo data for `make run`, assembled from each app's own idempotent seed, step by step with progress
+printed as it goes. The living part (requests run end to end on the local chains through the worker)
+is mint_redeem.demo_activity, run once the worker is up."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from django.conf import settings
@@ -19,28 +22,51 @@ from mint_redeem.models import ProductTerms
 def credentials_file() -> Path:
     return Path(getattr(settings, "DEMO_CREDENTIALS_FILE", Path(settings.BASE_DIR) / ".data" / "demo-credentials.json"))
 
-# Where market makers send tokens to redeem them (demo addresses, not controlled by anyone).
-REDEMPTION_ADDRESSES = {"ethereum": "0x000000000000000000000000000000000000dEaD",
-                        "solana": "1nc1nerator11111111111111111111111111111111"}
 
 
-def seed_demo() -> list[str]:
-    """Seed every app in import order; return human-readable lines describing what exists. Never in
-    production (its market makers' credentials are derived from SECRET_KEY, its lists are samples)."""
+def _redemption_addresses() -> dict[str, str]:
+    """Where market makers send tokens to redeem them, per demo chain: the EVM vault the watcher reads
+    (tokens arrive there through the contract's `redeem`, with the request's reference)."""
+    from chains.signers import redemption_vault
+
+    return {chain: redemption_vault(chain) for chain in settings.DEMO_CHAINS
+            if custody_demo.chain_kind(chain) == "evm"}
+
+
+def _say(progress: Callable[[str], None] | None, line: str) -> None:
+    if progress is not None:
+        progress(line)
+
+
+def seed_demo(*, progress: Callable[[str], None] | None = None) -> list[str]:
+    """Seed every app in import order; return human-readable lines describing what exists, and hand
+    each step's line to `progress` as it finishes. Never in production (its market makers'
+    credentials are derived from SECRET_KEY, its lists are samples)."""
     refuse_in_production("seed_demo (demo data)")
     custody = custody_demo.seed_demo()
+    _say(progress, f"demo: products {', '.join(custody['products'])} registered on {', '.join(custody['chains'])}")
     compliance = compliance_demo.seed_demo()
+    _say(progress, f"demo: market makers {', '.join(mm['legal_name'] for mm in compliance['market_makers'])} "
+                   "onboarded, wallets verified")
+    _say(progress, f"demo: applicant {compliance['flagged_applicant']} screened against the sample SDN list "
+                   "(its hit is an open compliance case)")
+    addresses = _redemption_addresses()
     with transaction.atomic():
         broker = Broker.objects.get(code=custody["broker"])
         custodian = Custodian.objects.get(code=custody["custodian"])
         for product in TokenProduct.objects.filter(symbol__in=custody["products"]).select_related("security"):
             price = SimulatedPrice.objects.get(broker=broker, security=product.security).price
             # The simulated broker fills at any hour, so the demo does not wait for the US open.
-            ProductTerms.objects.get_or_create(product=product, defaults={
+            terms, created = ProductTerms.objects.get_or_create(product=product, defaults={
                 "broker": broker, "custodian": custodian, "reference_price": price, "market_hours_only": False,
-                "redemption_addresses": REDEMPTION_ADDRESSES})
+                "redemption_addresses": addresses})
+            if not created and any(terms.redemption_addresses.get(c) != a for c, a in addresses.items()):
+                # A database seeded before the vaults: point each demo chain at its vault.
+                terms.redemption_addresses = {**terms.redemption_addresses, **addresses}
+                terms.save(update_fields=["redemption_addresses"])
     _write_credentials(compliance["market_makers"])
-    deployed = deploy_demo_tokens()
+    _say(progress, f"demo: API credentials written to {credentials_file()} (mode 0600)")
+    deployed = deploy_demo_tokens(progress=progress)
     return [
         *deployed,
         f"demo products: {', '.join(custody['products'])} on {', '.join(custody['chains'])}",
@@ -51,24 +77,34 @@ def seed_demo() -> list[str]:
     ]
 
 
-def deploy_demo_tokens() -> list[str]:
-    """Deploy the token of every demo product on every configured EVM chain where it has no address yet
-    (the embedded anvils), and record the address (custody.deployment_address_set). Idempotent: a
-    deployment with an address is left alone."""
-    from chains.config import evm_chain_names
+def _deploy_evm(deployment) -> str:
     from chains.evm import evm_chain
     from chains.services import token_deploy
+
+    return token_deploy(chain=evm_chain(deployment.chain), name=f"{deployment.product.security.name} tokenized share",
+                        symbol=deployment.product.symbol, decimals=deployment.decimals)
+
+
+# One deployer per kind of chain: deployment -> the token's address on its chain. A kind added here
+# (Solana: create the Token-2022 mint and return its address) is deployed for every product on every
+# chain of that kind in settings.DEMO_CHAINS.
+DEPLOYERS: dict[str, Callable] = {"evm": _deploy_evm}
+
+
+def deploy_demo_tokens(*, progress: Callable[[str], None] | None = None) -> list[str]:
+    """Deploy the token of every demo product on every demo chain (settings.DEMO_CHAINS) where it has no
+    address yet, and record the address (custody.deployment_address_set). Idempotent: a deployment with
+    an address is left alone, so an interrupted run deploys only what is missing."""
     from custody.models import ChainDeployment
     from custody.services import deployment_address_set
 
     lines = []
-    for deployment in ChainDeployment.objects.filter(chain__in=evm_chain_names(), address="").select_related(
-            "product__security"):
-        evm = evm_chain(deployment.chain)
-        address = token_deploy(chain=evm, name=f"{deployment.product.security.name} tokenized share",
-                               symbol=deployment.product.symbol, decimals=deployment.decimals)
+    for deployment in (ChainDeployment.objects.filter(chain__in=settings.DEMO_CHAINS, address="")
+                       .select_related("product__security").order_by("product__symbol", "chain")):
+        address = DEPLOYERS[custody_demo.chain_kind(deployment.chain)](deployment)
         deployment_address_set(deployment=deployment, address=address, actor="system:seed_demo")
         lines.append(f"deployed {deployment.product.symbol} on {deployment.chain} at {address}")
+        _say(progress, f"demo: {lines[-1]}")
     return lines
 
 
