@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # config.browser, and Django's settings for the admin's session
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("ISSUER_ENV", "development")
 OUT = ROOT / "docs" / "img"
 MAX_HEIGHT_PX = 2600
 
@@ -44,9 +47,6 @@ PAGES = [
 
 def _session_cookie(username: str) -> dict:
     """A signed-in session for `username`, made the way Django's test client makes one."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.setdefault("ISSUER_ENV", "development")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
@@ -80,10 +80,10 @@ def _height(browser, until: str) -> int:
         "el => el.getBoundingClientRect().bottom + window.scrollY));", until)) + 16
 
 
-def take(base_url: str, pages: list[Page], *, username: str) -> list[Path]:
+def take(base_url: str, pages: list[Page], *, username: str, out: Path = OUT) -> list[Path]:
     from config.browser import headless_browser
 
-    OUT.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     cookie = _session_cookie(username) if any(p.signed_in for p in pages) else None
     written = []
     with headless_browser() as browser:
@@ -98,10 +98,10 @@ def take(base_url: str, pages: list[Page], *, username: str) -> list[Path]:
             _ready(browser, page.ready)
             browser.set_window_size(page.width, min(_height(browser, page.until), MAX_HEIGHT_PX))
             time.sleep(0.3)
-            path = OUT / page.file
+            path = out / page.file
             browser.save_screenshot(str(path))
             written.append(path)
-            print(f"{path.relative_to(ROOT)}  <- {page.path}")
+            print(f"{path}  <- {page.path}")
     return written
 
 
@@ -110,9 +110,10 @@ def main() -> int:
     parser.add_argument("--base-url", default=os.environ.get("BASE_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--user", default="demo-operations", help="the staff user the admin pages are taken as")
     parser.add_argument("--only", nargs="*", help="file names of PAGES to take (default: all)")
+    parser.add_argument("--out", default=str(OUT), help="where the pictures go (default: docs/img)")
     options = parser.parse_args()
     pages = [p for p in PAGES if not options.only or p.file in options.only]
-    take(options.base_url.rstrip("/"), pages, username=options.user)
+    take(options.base_url.rstrip("/"), pages, username=options.user, out=Path(options.out))
     return 0
 
 

@@ -19,7 +19,7 @@ new signature): the server runs it at most once and returns the first answer to 
 `redeem(amount, ref)` on the token from the wallet (web3 and eth-account), as the answer's
 `redeem_on_chain` says, so the tokens reach the issuer's vault with the request's reference. The wallet
 key comes from --key-file, or the credentials file's `wallet_keys` (the demo's); the chain's JSON-RPC URL
-from --rpc CHAIN=URL, env MM_RPC_<CHAIN>, or the local demo chain (.data/anvil/<chain>.ipc).
+from --rpc CHAIN=URL, env MM_RPC_<CHAIN>, or the local demo chain (.data/anvil/development-<chain>.ipc).
 
 Reads the credentials `make run` wrote to .data/demo-credentials.json (or --credentials FILE);
 BASE_URL defaults to http://127.0.0.1:8000.
@@ -187,7 +187,7 @@ def rpc_url(chain: str, overrides: dict[str, str]) -> str:
     url = overrides.get(chain) or os.environ.get(f"MM_RPC_{chain.upper()}")
     if url:
         return url
-    local = ROOT / ".data" / "anvil" / f"{chain}.ipc"  # the chain `make run` starts
+    local = ROOT / ".data" / "anvil" / f"development-{chain}.ipc"  # the chain `make run` starts
     if local.exists():
         return str(local)
     raise SystemExit(f"no JSON-RPC URL for {chain}: pass --rpc {chain}=URL or set MM_RPC_{chain.upper()}")
@@ -316,6 +316,8 @@ def _run(options, client: Client, creds: dict, rpc: dict, key_arg: dict) -> int:
     elif command in ("mint", "redeem"):
         product, chain, quantity, mode = args
         wallet = client.wallet_for(chain)
+        if command == "redeem":  # what sending the tokens needs, checked before the request exists
+            key, url = wallet_key(chain, key_file=options.key_file, creds=creds), rpc_url(chain, rpc)
         if command == "mint":
             body = client.ok("POST", "/api/v1/mints", {"product": product, "chain": chain, "quantity": quantity,
                                                        "wallet": wallet["id"], "funding": mode}, **key_arg)
@@ -325,11 +327,10 @@ def _run(options, client: Client, creds: dict, rpc: dict, key_arg: dict) -> int:
         _print(client.last_status, body)
         kind = "mint" if command == "mint" else "redemption"
         if command == "redeem" and body["state"] == "requested":
-            key = wallet_key(chain, key_file=options.key_file, creds=creds)
             if chain in EVM_CHAINS:
-                tx_hash = evm_redeem(url=rpc_url(chain, rpc), key=key, instructions=body["redeem_on_chain"])
+                tx_hash = evm_redeem(url=url, key=key, instructions=body["redeem_on_chain"])
             else:
-                tx_hash = SOLANA.redeem(url=rpc_url(chain, rpc), key=key, redemption=body)
+                tx_hash = SOLANA.redeem(url=url, key=key, redemption=body)
             print(f"tokens sent to {body['redemption_address']} with reference {body['redeem_on_chain']['ref']}: "
                   f"{tx_hash}")
         if options.wait:
