@@ -25,7 +25,14 @@ class Command(BaseCommand):
             if activity:
                 from mint_redeem import demo_activity
 
-                demo_activity.run(progress=progress, timeout_s=timeout)
+                try:
+                    demo_activity.run(progress=progress, timeout_s=timeout)
+                except demo_activity.DemoStalled as exc:
+                    raise CommandError(f"demo activity stalled: {exc}") from None
+                except KeyboardInterrupt:
+                    # Ctrl-C reaches every process of the terminal; each step is keyed, so nothing is lost.
+                    raise CommandError("demo activity interrupted: the next start carries on where it stopped",
+                                       returncode=130) from None
                 return
             lines = demo.seed_demo(progress=progress)
         except NotInProduction as exc:
