@@ -38,7 +38,7 @@ class Page:
 
 
 PAGES = [
-    Page("admin-dashboard.png", "/admin/", True, "#dashboard", until="#dashboard"),
+    Page("admin-dashboard.png", "/admin/", True, "#dashboard", until="#dashboard > *"),
     Page("admin-mint-requests.png", "/admin/mint_redeem/mintrequest/", True, "#result_list", width=1840),
     Page("admin-products.png", "/admin/custody/tokenproduct/", True, "#result_list", width=1840),
     Page("swagger.png", "/api/docs/", False, ".opblock-tag-section", until=".opblock-tag-section .opblock"),
@@ -71,6 +71,16 @@ def _ready(browser, selector: str, timeout_s: float = 30) -> None:
     time.sleep(0.5)  # let fonts and the last layout settle
 
 
+def _viewport(browser, width: int, height: int) -> None:
+    """Size the window so that its viewport (what the picture holds) is `height` tall: the window's
+    own frame takes some of the size set."""
+    browser.set_window_size(width, height)
+    frame = height - int(browser.execute_script("return window.innerHeight"))
+    if frame:
+        browser.set_window_size(width, height + frame)
+    time.sleep(0.3)
+
+
 def _height(browser, until: str) -> int:
     """The page's height, or down to the bottom of the element `until` selects."""
     if not until:
@@ -96,8 +106,7 @@ def take(base_url: str, pages: list[Page], *, username: str, out: Path = OUT) ->
             browser.set_window_size(page.width, 1000)
             browser.get(base_url + page.path)
             _ready(browser, page.ready)
-            browser.set_window_size(page.width, min(_height(browser, page.until), MAX_HEIGHT_PX))
-            time.sleep(0.3)
+            _viewport(browser, page.width, min(_height(browser, page.until), MAX_HEIGHT_PX))
             path = out / page.file
             browser.save_screenshot(str(path))
             written.append(path)
