@@ -37,6 +37,10 @@ DEMO_MARKET_MAKERS = [
     {"slug": "kestrel", "legal_name": "Kestrel Markets B.V.", "lei_prefix": "724500VKKSH9QOLTFR",
      "jurisdiction": "NL", "contact_name": "Joris van Dijk", "contact_email": "desk@kestrel.example"},
 ]
+# An applicant whose name is close to an entry of the sample SDN list: onboarding screens it, and the
+# hit opens the compliance case the demo shows (open until a compliance officer decides it).
+FLAGGED_APPLICANT = {"legal_name": "Garantex Europe OÜ", "lei_prefix": "894500GARANTEXDEMO", "jurisdiction": "EE",
+                     "contact_name": "Applicant desk", "contact_email": "onboarding@garantex-europe.example"}
 
 
 def _derive(label: str) -> bytes:
@@ -48,7 +52,9 @@ def _staff(username: str, role: str):
     return user or services.staff_user_create(username=username, role=role, email=f"{username}@issuer.example")
 
 
-def _wallet_key(slug: str, chain: str):
+def wallet_key(slug: str, chain: str):
+    """A demo market maker's wallet key (derived from SECRET_KEY): it signs its wallet proofs and, in the
+    demo's activity and examples/mm_client.py, its own on-chain transfers."""
     seed = _derive(f"wallet:{slug}:{chain}")
     if chain in EVM_CHAINS:
         from eth_account import Account
@@ -69,7 +75,8 @@ def _sign(key, chain: str, message: str) -> str:
 
 def seed_demo() -> dict:
     """Returns {"market_makers": [{"participant_id", "legal_name", "key_id", "secret", "hmac_key",
-    "signature_alg", "wallets": {chain: address}}]}."""
+    "signature_alg", "wallets": {chain: address}, "wallet_keys": {evm chain: private key hex}}],
+    "flagged_applicant": legal name}."""
     refuse_in_production("compliance demo seeding")
     ops = _staff("demo-operations", roles.OPERATIONS)
     officer = _staff("demo-compliance", roles.COMPLIANCE_OFFICER)
@@ -82,7 +89,20 @@ def seed_demo() -> dict:
     for spec in DEMO_MARKET_MAKERS:
         with transaction.atomic():
             out.append(_seed_market_maker(spec, ops=ops, officer=officer))
-    return {"market_makers": out}
+    flagged = _seed_flagged_applicant(ops=ops)
+    return {"market_makers": out, "flagged_applicant": flagged.legal_name}
+
+
+@transaction.atomic
+def _seed_flagged_applicant(*, ops) -> Participant:
+    lei = lei_with_check_digits(FLAGGED_APPLICANT["lei_prefix"])
+    participant = Participant.objects.filter(lei=lei).first()
+    if participant is None:  # screened on creation: the sample list's hit opens a case
+        participant = services.participant_create(
+            legal_name=FLAGGED_APPLICANT["legal_name"], lei=lei, jurisdiction=FLAGGED_APPLICANT["jurisdiction"],
+            created_by=ops, contact_name=FLAGGED_APPLICANT["contact_name"],
+            contact_email=FLAGGED_APPLICANT["contact_email"])
+    return participant
 
 
 def _seed_market_maker(spec: dict, *, ops, officer) -> dict:
@@ -114,9 +134,9 @@ def _seed_market_maker(spec: dict, *, ops, officer) -> dict:
         key, _ = services.api_key_create(user=user, participant=participant, scope=ApiScope.TRADE,
                                          signature_alg=SignatureAlgorithm.HMAC_SHA256, created_by=ops, label="demo",
                                          secret=secret, hmac_key_raw=hmac_raw)
-    wallets = {}
+    wallets, wallet_keys = {}, {}
     for chain in Chain.values:
-        wkey = _wallet_key(spec["slug"], chain)
+        wkey = wallet_key(spec["slug"], chain)
         address = str(wkey.address) if chain in EVM_CHAINS else str(wkey.pubkey())
         wallet = Wallet.objects.filter(chain=chain, address=address).first() or services.wallet_register(
             participant=participant, chain=chain, address=address, label="demo", actor=f"user:{ops.id}")
@@ -125,6 +145,8 @@ def _seed_market_maker(spec: dict, *, ops, officer) -> dict:
             services.wallet_verify(wallet=wallet, signature=_sign(wkey, chain, challenge.message),
                                    actor=f"participant:{participant.id}")
         wallets[chain] = address
+        if chain in EVM_CHAINS:  # the market maker's own key: examples/mm_client.py redeems with it
+            wallet_keys[chain] = "0x" + bytes(wkey.key).hex()
     return {"participant_id": participant.id, "legal_name": participant.legal_name, "key_id": key.key_id,
             "secret": secret, "hmac_key": base64.urlsafe_b64encode(hmac_raw).decode().rstrip("="),
-            "signature_alg": key.signature_alg, "wallets": wallets}
+            "signature_alg": key.signature_alg, "wallets": wallets, "wallet_keys": wallet_keys}

@@ -32,6 +32,18 @@ class SignInForm(OTPAdminAuthenticationForm):
 class IssuerAdminSite(admin.AdminSite):
     site_header = "Issuer operations"
     site_title = "Issuer operations"
+    index_template = "admin/issuer_index.html"
+
+    def index(self, request, extra_context=None):
+        """The home page is the operations dashboard (mint_redeem.dashboard) above the list of models,
+        for staff who may see the requests (every role but market makers, who never reach the admin)."""
+        extra_context = dict(extra_context or {})
+        if request.user.has_perm("mint_redeem.view_mintrequest"):
+            # config wires the apps; it never imports them when it loads.
+            from mint_redeem.dashboard import dashboard
+
+            extra_context["dashboard"] = dashboard()
+        return super().index(request, extra_context)
 
     @property
     def login_form(self):

@@ -2,7 +2,10 @@
 
 Starts (or reuses) the embedded PostgreSQL and Redis, migrates, creates the demo superuser (its
 password is printed once, on creation), seeds demo data, then runs the web server, a Celery worker,
-a second one for webhook deliveries and Celery beat as child processes. Ctrl-C (or any child dying) stops every child it started.
+a second one for webhook deliveries and Celery beat as child processes. Once they are up it runs the
+demo's activity (`manage.py seed_demo --activity`: mints and redemptions end to end on the local chains,
+a custodian statement, a reconciliation), printing progress; it is idempotent, so a run stopped half way
+carries on at the next start. Ctrl-C (or any child dying) stops every child it started.
 """
 
 from __future__ import annotations
@@ -98,8 +101,16 @@ def main() -> int:
         print("  Ctrl-C stops everything started here; the embedded databases keep running")
         print("  (`make stop` stops them).")
         print()
+        # Not a member of `children`: it ends by itself when the demo history is in place.
+        activity = subprocess.Popen([PYTHON, str(ROOT / "manage.py"), "seed_demo", "--activity"], cwd=ROOT)
         while not stopping and all(child.poll() is None for child in children):
+            if activity is not None and activity.poll() is not None:
+                print("demo activity " + ("done: the admin, the API and the chains show its history"
+                                          if activity.returncode == 0 else f"stopped (exit {activity.returncode})"))
+                activity = None
             time.sleep(0.2)
+        if activity is not None:
+            children.append(activity)  # stopped with the rest
         if stopping:
             print("stopping...", file=sys.stderr)
             return 0

@@ -107,6 +107,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # config is not an app of its own (its AppConfig is the admin's), so name its tag library.
+            "libraries": {"quantities": "config.templatetags.quantities"},
         },
     },
 ]
@@ -269,6 +271,11 @@ def _evm_chain(name: str) -> dict:
 
 
 EVM_CHAINS = {name: _evm_chain(name) for name in env_list("EVM_CHAINS", "ethereum,arbitrum,base")}
+# The chains `make run`'s demo deploys every product on (mint_redeem.demo); each must be a configured
+# chain with a deployer in mint_redeem.demo.DEPLOYERS.
+DEMO_CHAINS = env_list("DEMO_CHAINS", "ethereum,base")
+# Where the demo writes its market makers' API credentials (mode 0600; examples/mm_client.py reads it).
+DEMO_CREDENTIALS_FILE = Path(os.environ.get("DEMO_CREDENTIALS_FILE", str(BASE_DIR / ".data" / "demo-credentials.json")))
 
 # --- Solana (architecture section 5) -------------------------------------------------------------
 # SOLANA_RPC_URL names a cluster's JSON-RPC; without it, development and test run the local RPC over

@@ -15,10 +15,11 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from compliance.admin_changes import ProposedChangesAdmin
 from compliance.reference_changes import reference_change_propose
+from config import quantities
 from config.api import DomainError
 from custody import calendar, services
 from custody.attestations import attestation_issue
@@ -51,10 +52,7 @@ def _actor(request) -> str:
     return f"user:{request.user.pk}"
 
 
-def _shares(nano: int) -> str:
-    whole, frac = divmod(abs(nano), 10**9)
-    text = f"{whole:,}" + (f".{frac:09d}".rstrip("0") if frac else "")
-    return f"-{text}" if nano < 0 else text
+_shares = quantities.shares_html
 
 
 class FixedIdentifiersAdmin(ProposedChangesAdmin):
@@ -138,7 +136,8 @@ class TokenProductAdmin(FixedIdentifiersAdmin):
     @admin.display(description="shares held")
     def shares_held(self, obj):
         figures = self._figures(obj)
-        return ", ".join(f"{c}: {_shares(q)}" for c, q in sorted(figures.shares_held_nano_by_custodian.items())) or "0"
+        held = sorted(figures.shares_held_nano_by_custodian.items())
+        return format_html_join(format_html("<br>"), "{}: {}", ((c, _shares(q)) for c, q in held)) or _shares(0)
 
     @admin.display(description="in transit")
     def shares_in_transit(self, obj):
@@ -147,7 +146,9 @@ class TokenProductAdmin(FixedIdentifiersAdmin):
     @admin.display(description="tokens outstanding")
     def tokens_outstanding(self, obj):
         figures = self._figures(obj)
-        return ", ".join(f"{c}: {o.total_tokens.normalize():f}" for c, o in sorted(figures.tokens_by_chain.items()))
+        return format_html_join(format_html("<br>"), "{}: {}", (
+            (c, quantities.tokens_html(o.total_base_units, o.decimals, obj.symbol))
+            for c, o in sorted(figures.tokens_by_chain.items())))
 
     @admin.display(description="coverage")
     def coverage(self, obj):
@@ -284,7 +285,7 @@ class BrokerOrderAdmin(ReadOnlyAdmin):
 
 @admin.register(Fill)
 class FillAdmin(ReadOnlyAdmin):
-    list_display = ("id", "order", "quantity", "price", "gross_cents", "fee_cents", "trade_date", "settlement_date",
+    list_display = ("id", "order", "quantity", "price", "gross", "fee", "trade_date", "settlement_date",
                     "status")
     list_filter = ("status", "settlement_date")
     actions = ["settle_due"]
@@ -292,6 +293,14 @@ class FillAdmin(ReadOnlyAdmin):
     @admin.display(description="quantity")
     def quantity(self, obj):
         return _shares(obj.quantity_nano)
+
+    @admin.display(description="gross", ordering="gross_cents")
+    def gross(self, obj):
+        return quantities.usd_html(obj.gross_cents)
+
+    @admin.display(description="fee", ordering="fee_cents")
+    def fee(self, obj):
+        return quantities.usd_html(obj.fee_cents)
 
     def has_settle_permission(self, request) -> bool:
         return request.user.has_perm("custody.change_fill")

@@ -1,10 +1,11 @@
-"""Demo data for `make run`: a few real securities and their token products on Ethereum and Solana,
-a simulated broker with reference prices, a custodian with an account. Idempotent."""
+"""Demo data for `make run`: a few real securities and their token products on the demo chains
+(settings.DEMO_CHAINS), a simulated broker with reference prices, a custodian with an account. Idempotent."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 
 from config.profiles import refuse_in_production
@@ -21,16 +22,27 @@ from custody.models import (
 
 SECURITIES = [
     # ticker, ISIN, CUSIP, MIC, name, demo reference price
-    ("AAPL", "US0378331005", "037833100", "XNAS", "Apple Inc.", Decimal("228.150000")),
-    ("MSFT", "US5949181045", "594918104", "XNAS", "Microsoft Corporation", Decimal("415.320000")),
-    ("NVDA", "US67066G1040", "67066G104", "XNAS", "NVIDIA Corporation", Decimal("135.580000")),
-    ("SPY", "US78462F1030", "78462F103", "ARCX", "SPDR S&P 500 ETF Trust", Decimal("590.120000")),
     ("TSLA", "US88160R1014", "88160R101", "XNAS", "Tesla, Inc.", Decimal("342.030000")),
+    ("AAPL", "US0378331005", "037833100", "XNAS", "Apple Inc.", Decimal("228.150000")),
+    ("NVDA", "US67066G1040", "67066G104", "XNAS", "NVIDIA Corporation", Decimal("135.580000")),
+    ("AMZN", "US0231351067", "023135106", "XNAS", "Amazon.com, Inc.", Decimal("226.650000")),
+    ("SPY", "US78462F1030", "78462F103", "ARCX", "SPDR S&P 500 ETF Trust", Decimal("590.120000")),
+    ("CRCL", "US1725731079", "172573107", "XNYS", "Circle Internet Group, Inc.", Decimal("82.410000")),
 ]
-DEPLOYMENTS = [("ethereum", 18), ("solana", 9)]
+# Token decimals by kind of chain: 18 on EVM chains (as ERC-20s mostly are), 9 on Solana (nano-shares).
+DECIMALS_BY_KIND = {"evm": 18, "solana": 9}
 DEMO_CUSTODIAN = "demo_custodian"
 DEMO_ACCOUNT = "DEMO-SAFE-0001"
 DEMO_BROKER = "sim"
+
+
+def demo_chains() -> list[str]:
+    """The chains the demo deploys every product on: settings.DEMO_CHAINS (env DEMO_CHAINS)."""
+    return list(settings.DEMO_CHAINS)
+
+
+def chain_kind(chain: str) -> str:
+    return "evm" if chain in settings.EVM_CHAINS else chain
 
 
 @transaction.atomic
@@ -51,10 +63,10 @@ def seed_demo() -> dict:
         product = TokenProduct.objects.filter(symbol=f"{ticker}x").first()
         if product is None:
             product = services.product_register(symbol=f"{ticker}x", security=security, actor="system")
-        for chain, decimals in DEPLOYMENTS:
+        for chain in demo_chains():
             if not ChainDeployment.objects.filter(product=product, chain=chain).exists():
-                services.deployment_register(product=product, chain=chain, decimals=decimals, address="",
-                                             actor="system")
+                services.deployment_register(product=product, chain=chain, decimals=DECIMALS_BY_KIND[chain_kind(chain)],
+                                             address="", actor="system")
     return {"securities": [t for t, *_ in SECURITIES], "products": [f"{t}x" for t, *_ in SECURITIES],
-            "chains": [c for c, _ in DEPLOYMENTS], "broker": DEMO_BROKER, "custodian": DEMO_CUSTODIAN,
+            "chains": demo_chains(), "broker": DEMO_BROKER, "custodian": DEMO_CUSTODIAN,
             "custody_account": DEMO_ACCOUNT}

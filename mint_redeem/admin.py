@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from compliance.admin_changes import ProposedChangesAdmin
+from config import quantities
 from config.api import DomainError
 from ledger.errors import LedgerError
 from mint_redeem import services, webhooks
@@ -25,7 +26,15 @@ from mint_redeem.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from mint_redeem.selectors import request_history
+from mint_redeem.selectors import request_history, with_decimals
+
+
+def _tokens(amount, decimals: int | None, symbol: str | None) -> str:
+    """A token amount in tokens beside its base units; the decimals come from the row's annotation
+    (with_decimals), so a list of a hundred rows costs no query per row."""
+    if decimals is None:  # no deployment of that token on that chain: only the base units mean anything
+        return quantities.exact(amount, "base units")
+    return quantities.tokens_html(amount, decimals, symbol)
 
 
 class ReasonForm(forms.Form):
@@ -107,8 +116,26 @@ class _RequestAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    readable_fields: tuple[str, ...] = ("quantity", "tokens", "notional")
+
+    def get_queryset(self, request):
+        return with_decimals(super().get_queryset(request))
+
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields]
+        # The readable figures first, then every stored field (the exact units) as it is.
+        return [*self.readable_fields, *(f.name for f in self.model._meta.fields)]
+
+    @admin.display(description="quantity", ordering="quantity_nano")
+    def quantity(self, obj):
+        return quantities.shares_html(obj.quantity_nano)
+
+    @admin.display(description="tokens", ordering="token_base_units")
+    def tokens(self, obj):
+        return _tokens(obj.token_base_units, obj.decimals, obj.product.symbol)
+
+    @admin.display(description="notional", ordering="notional_cents")
+    def notional(self, obj):
+        return quantities.usd_html(obj.notional_cents)
 
     def available_actions(self, request, obj) -> list[tuple[str, str]]:
         events = set(allowed_events(self.machine, obj.state, in_kind=obj.in_kind))
@@ -168,18 +195,44 @@ class _RequestAdmin(admin.ModelAdmin):
 class MintRequestAdmin(_RequestAdmin):
     actions_map = MINT_ACTIONS
     machine = MintLifecycle
-    list_display = ("id", "state", "participant", "product", "chain", "funding", "quantity_nano", "notional_cents",
+    list_display = ("id", "state", "participant", "product", "chain", "funding", "quantity", "tokens", "notional",
                     "needs_approval", "approved_by", "created_at")
     list_filter = ("state", "funding", "product", "chain", "needs_approval")
+    readable_fields = (*_RequestAdmin.readable_fields, "cash_due", "cash_received", "cost", "fee")
+
+    @admin.display(description="cash due")
+    def cash_due(self, obj):
+        return quantities.usd_html(obj.cash_due_cents)
+
+    @admin.display(description="cash received")
+    def cash_received(self, obj):
+        return quantities.usd_html(obj.cash_received_cents)
+
+    @admin.display(description="cost of the shares")
+    def cost(self, obj):
+        return "-" if obj.cost_cents is None else quantities.usd_html(obj.cost_cents)
+
+    @admin.display(description="fee")
+    def fee(self, obj):
+        return quantities.usd_html(obj.fee_cents)
 
 
 @admin.register(Redemption)
 class RedemptionAdmin(_RequestAdmin):
     actions_map = REDEMPTION_ACTIONS
     machine = RedemptionLifecycle
-    list_display = ("id", "state", "participant", "product", "chain", "payout", "quantity_nano", "notional_cents",
+    list_display = ("id", "state", "participant", "product", "chain", "payout", "quantity", "tokens", "notional",
                     "needs_approval", "approved_by", "created_at")
     list_filter = ("state", "payout", "product", "chain", "needs_approval")
+    readable_fields = (*_RequestAdmin.readable_fields, "sold", "proceeds")
+
+    @admin.display(description="shares sold")
+    def sold(self, obj):
+        return quantities.shares_html(obj.sold_quantity_nano)
+
+    @admin.display(description="proceeds")
+    def proceeds(self, obj):
+        return "-" if obj.proceeds_cents is None else quantities.usd_html(obj.proceeds_cents)
 
 
 @admin.register(ChainOperation)
@@ -187,9 +240,17 @@ class ChainOperationAdmin(admin.ModelAdmin):
     """Stuck and failed chain operations are visible here; they are executed only by the chain executor.
     A failed one can be sent again ("retry"), which checks the chain first and can never mint twice."""
 
-    list_display = ("id", "kind", "chain", "product", "amount_base_units", "status", "attempts", "tx_hash",
+    list_display = ("id", "kind", "chain", "product", "amount", "status", "attempts", "tx_hash",
                     "request_reference", "last_error", "created_at")
+    list_select_related = ("product",)
     actions = ["retry_failed"]
+
+    def get_queryset(self, request):
+        return with_decimals(super().get_queryset(request))
+
+    @admin.display(description="amount", ordering="amount_base_units")
+    def amount(self, obj):
+        return _tokens(obj.amount_base_units, obj.decimals, obj.product.symbol)
 
     @admin.action(description="Retry the selected failed operations (checked on chain first)",
                   permissions=["change"])
@@ -207,7 +268,7 @@ class ChainOperationAdmin(admin.ModelAdmin):
     exclude = ("signed_tx",)
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name != "signed_tx"]
+        return ["amount", *(f.name for f in self.model._meta.fields if f.name != "signed_tx")]
 
     def has_add_permission(self, request):
         return False
@@ -220,13 +281,20 @@ class ChainOperationAdmin(admin.ModelAdmin):
 class DepositCaseAdmin(admin.ModelAdmin):
     """Redemptions seen on chain that match no waiting request: their tokens wait in the vault."""
 
-    list_display = ("id", "status", "chain", "reference", "amount_base_units", "holder", "tx_hash", "problem",
+    list_display = ("id", "status", "chain", "reference", "amount", "holder", "tx_hash", "problem",
                     "created_at")
     list_filter = ("status", "chain")
     search_fields = ("reference", "tx_hash", "holder")
 
+    def get_queryset(self, request):
+        return with_decimals(super().get_queryset(request))
+
+    @admin.display(description="amount", ordering="amount_base_units")
+    def amount(self, obj):
+        return _tokens(obj.amount_base_units, obj.decimals, obj.symbol)
+
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name not in ("status", "resolution")]
+        return ["amount", *(f.name for f in self.model._meta.fields if f.name not in ("status", "resolution"))]
 
     def has_add_permission(self, request):
         return False
@@ -238,7 +306,12 @@ class DepositCaseAdmin(admin.ModelAdmin):
 @admin.register(ProductTerms)
 class ProductTermsAdmin(ProposedChangesAdmin):
     list_display = ("product", "broker", "custodian", "reference_price", "cash_buffer_bps", "fee_bps",
-                    "approval_threshold_cents")
+                    "approval_threshold")
+    list_select_related = ("product", "broker", "custodian")
+
+    @admin.display(description="approval above", ordering="approval_threshold_cents")
+    def approval_threshold(self, obj):
+        return quantities.usd_html(obj.approval_threshold_cents)
 
 
 @admin.register(WebhookEndpoint)

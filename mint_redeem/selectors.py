@@ -7,13 +7,13 @@ from dataclasses import dataclass, fields
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from compliance.models import Wallet
 from config.sql import partial
-from custody.models import ReconciliationBreak, SupplyBreak, TokenProduct
+from custody.models import ChainDeployment, ReconciliationBreak, SupplyBreak, TokenProduct
 from ledger import selectors as ledger_selectors
-from mint_redeem.models import MintRequest, Redemption
+from mint_redeem.models import DepositCase, MintRequest, Redemption
 
 
 def mints_of(*, participant_id: int) -> QuerySet[MintRequest]:
@@ -187,3 +187,15 @@ def stuck_requests(*, older_than) -> list[StuckRequest]:
                 found.append(StuckRequest(kind=kind, id=request.pk, state=request.state, since=request.updated_at,
                                           why=why))
     return found
+
+
+def with_decimals(operations: QuerySet) -> QuerySet:
+    """Annotate each request or chain operation (or deposit case, by token address) with its token's
+    decimals, in the same query, so its amount can be shown in tokens without a query per row."""
+    deployments = ChainDeployment.objects.filter(chain=OuterRef("chain"))
+    if operations.model is DepositCase:
+        deployments = deployments.filter(address__iexact=OuterRef("token"))
+        symbol = Subquery(deployments.values("product__symbol")[:1])
+        return operations.annotate(decimals=Subquery(deployments.values("decimals")[:1]), symbol=symbol)
+    deployments = deployments.filter(product_id=OuterRef("product_id"))
+    return operations.annotate(decimals=Subquery(deployments.values("decimals")[:1]))

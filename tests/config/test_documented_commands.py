@@ -81,6 +81,17 @@ RUN_AS_PRINTED = {
                                   "test_the_example_client_lists_products_mints_and_follows_the_mint",
     "examples/mm_client.py get": "tests/mint_redeem/test_commands_as_run.py::"
                                  "test_the_example_client_lists_products_mints_and_follows_the_mint",
+    "examples/mm_client.py wallets": "tests/mint_redeem/test_commands_as_run.py::"
+                                     "test_the_client_proves_a_wallet_mints_redeems_on_chain_and_registers_a_webhook",
+    "examples/mm_client.py wallet": "tests/mint_redeem/test_commands_as_run.py::"  # wallet-add
+                                    "test_the_client_proves_a_wallet_mints_redeems_on_chain_and_registers_a_webhook",
+    "examples/mm_client.py follow": "tests/mint_redeem/test_commands_as_run.py::"
+                                    "test_the_client_proves_a_wallet_mints_redeems_on_chain_and_registers_a_webhook",
+    "examples/mm_client.py redeem": "tests/mint_redeem/test_commands_as_run.py::"
+                                    "test_the_client_proves_a_wallet_mints_redeems_on_chain_and_registers_a_webhook",
+    "examples/mm_client.py webhook": "tests/mint_redeem/test_commands_as_run.py::"  # webhook-add
+                                     "test_the_client_proves_a_wallet_mints_redeems_on_chain_and_registers_a_webhook",
+    "docs/screenshots.py": "tests/mint_redeem/test_screenshots.py::test_the_screenshot_script_takes_every_page_as_printed",
     "manage.py staff_totp_enroll": "tests/compliance/test_admin_sign_in.py::"
                                    "test_staff_totp_enroll_prints_a_uri_whose_codes_sign_in",
     "manage.py axes_reset_username": "tests/compliance/test_admin_sign_in.py::"
@@ -107,6 +118,7 @@ def documented_commands(readme: str) -> set[str]:
     commands |= {f"make {target}" for target in re.findall(r"(?:^|`)make (\w+)", readme, re.MULTILINE)}
     commands |= {f"examples/mm_client.py {name}" for name in re.findall(r"examples/mm_client\.py (\w+)", readme)}
     commands |= set(re.findall(r"(-m ledger\.verify_attestation|bin/verify-attestation) ", readme))
+    commands |= set(re.findall(r"\.venv/bin/python (docs/\w+\.py)", readme))
     return commands
 
 

@@ -7,10 +7,12 @@ from custody.selectors import products_with_reserves
 def test_seed_demo_is_idempotent(db):
     seed_demo()
     seed_demo()
-    assert Security.objects.filter(ticker__in=["AAPL", "MSFT", "NVDA", "SPY"]).count() == 4
-    assert TokenProduct.objects.filter(symbol="AAPLx").exists()
+    tickers = ["TSLA", "AAPL", "NVDA", "AMZN", "SPY", "CRCL"]
+    assert Security.objects.filter(ticker__in=tickers).count() == Security.objects.count() == 6
+    assert TokenProduct.objects.filter(symbol__in=[f"{t}x" for t in tickers]).count() == 6
+    # On every demo chain (settings.DEMO_CHAINS), with the decimals of its kind of chain.
     assert set(ChainDeployment.objects.filter(product__symbol="AAPLx").values_list("chain", "decimals")) == {
-        ("ethereum", 18), ("solana", 9)}
+        ("ethereum", 18), ("base", 18)}
     assert Broker.objects.get(code="sim").sim_prices.count() == Security.objects.count()
     assert all(row.reserves.coverage is None for row in products_with_reserves())
 
