@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
-	@# npm install rather than npm ci: the lockfile can only list the platform binaries the registry
-	@# serves here, and npm ci refuses a lockfile missing the optional ones for other platforms.
-	npm install --no-audit --no-fund --loglevel=error
+	@# npm ci: exactly the lockfile, never a rewrite of it. The lockfile lists every platform's anvil
+	@# binary (the optional @foundry-rs/anvil-<os>-<cpu> packages, all served by the registry), so npm ci
+	@# installs the one this machine needs and leaves package-lock.json as committed. After a change to
+	@# package.json, regenerate the lockfile with `npm install --package-lock-only` and commit it.
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $(NODE_STAMP)
 
 run: install
