@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,7 +44,14 @@ def _create_demo_superuser() -> None:
 
 
 def _wait_healthy(url: str, timeout_s: float) -> bool:
+    from config.celery import app
+
     deadline = time.monotonic() + timeout_s
+    # The workers first, asked directly: /healthz would answer 503 (and log it) for every probe while they
+    # boot, which on a normal start is no news.
+    workers = [f"worker@{socket.gethostname()}", f"webhooks@{socket.gethostname()}"]
+    while time.monotonic() < deadline and len(app.control.ping(destination=workers, timeout=1.0) or []) < 2:
+        pass
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - our own localhost URL

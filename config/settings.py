@@ -421,6 +421,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# JSON for machines (production, tests); one short human line per record on a developer's terminal.
+LOG_FORMAT = os.environ.get("LOG_FORMAT") or ("console" if ISSUER_ENV == "development" else "json")
+if LOG_FORMAT not in {"json", "console"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -429,10 +433,11 @@ LOGGING = {
         "json": {
             "()": "config.logging.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-        }
+        },
+        "console": {"()": "config.logging.ConsoleFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["correlation"]}
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["correlation"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
