@@ -76,14 +76,14 @@ def main() -> int:
 
     children = [
         subprocess.Popen([PYTHON, "manage.py", "runserver", "--noreload", f"{host}:{port}"], cwd=ROOT),
-        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
+        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "--quiet", "worker", "--loglevel=INFO",
                           "--concurrency=2", f"--queues={settings.CELERY_TASK_DEFAULT_QUEUE}",
                           "--hostname=worker@%h"], cwd=ROOT),
         # Webhook deliveries have a worker of their own: a slow receiver never holds up a mint.
-        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
+        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "--quiet", "worker", "--loglevel=INFO",
                           "--concurrency=2", f"--queues={settings.CELERY_WEBHOOK_QUEUE}",
                           "--hostname=webhooks@%h"], cwd=ROOT),
-        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"], cwd=ROOT),
+        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "--quiet", "beat", "--loglevel=INFO"], cwd=ROOT),
     ]
 
     stopping = []
@@ -97,7 +97,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     base = f"http://{host}:{port}"
     try:
-        healthy = _wait_healthy(f"{base}/healthz", timeout_s=60)
+        healthy = _wait_healthy(f"{base}/healthz", timeout_s=180)
         print()
         print(f"  admin        {base}/admin/")
         print(f"  API docs     {base}/api/docs/")

@@ -57,7 +57,8 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(
             f"{key}={'[redacted]' if _SECRET_KEYS.search(key) else value}"
-            for key, value in vars(record).items() if key not in _RECORD_FIELDS and not key.startswith("_"))
+            for key, value in vars(record).items() if key not in _RECORD_FIELDS and not key.startswith("_")
+            and not (key == "data" and record.name.startswith("celery")))  # Celery's repeat of the message
         correlation_id = getattr(record, "correlation_id", None)
         line = " ".join(filter(None, [
             self.formatTime(record, self.datefmt), f"{record.levelname:<5}", f"{record.name}:",

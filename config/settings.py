@@ -448,6 +448,11 @@ LOGGING = {
         "axes.apps": {"level": "WARNING"},  # its start-up banner on every manage.py command
     },
 }
+if LOG_FORMAT == "console":
+    # Concise on a terminal: not a line per ledger head, per task received or per sweep that found nothing to
+    # do (every few seconds); failures still show, and so does every line the apps log about their work.
+    LOGGING["loggers"].update({name: {"level": "WARNING"} for name in (
+        "ledger.head", "celery.worker.strategy", "celery.app.trace", "celery.beat")})
 
 # Brokers: credentials go only to these HTTPS origins (a broker row's api_base_url must be one of them),
 # and whether orders are live or paper is the environment's decision, never a row's checkbox.
