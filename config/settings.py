@@ -458,5 +458,9 @@ if LOG_FORMAT == "console":
 # and whether orders are live or paper is the environment's decision, never a row's checkbox.
 BROKER_API_BASE_URLS = env_list("BROKER_API_BASE_URLS", "https://api.alpaca.markets,https://paper-api.alpaca.markets")
 BROKER_LIVE_TRADING = env_bool("BROKER_LIVE_TRADING", False)
+# Every broker API call ends within BROKER_TIMEOUT_S; a rate limit or a 5xx is asked again (3 times, this far
+# apart) before the call fails and the next sync retries it.
+BROKER_TIMEOUT_S = float(os.environ.get("BROKER_TIMEOUT_S", "10"))
+BROKER_RETRY_WAIT_S = float(os.environ.get("BROKER_RETRY_WAIT_S", "1"))
 if IS_PRODUCTION and any(not url.startswith("https://") for url in BROKER_API_BASE_URLS):
     raise ImproperlyConfigured("BROKER_API_BASE_URLS: only https:// origins in production")
