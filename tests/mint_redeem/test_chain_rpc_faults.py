@@ -19,10 +19,11 @@ import pytest
 from chains import evm as chains_evm
 from chains.evm import evm_chain, ref_bytes
 from chains.executor import execute_pending
-from ledger import integrity, selectors
+from ledger import selectors
 from mint_redeem import services
 from mint_redeem.models import ChainOperation, MintRequest
 from mint_redeem.tasks import advance_request
+from tests.subprocesses import assert_ledger_verifies
 
 pytestmark = pytest.mark.reliability
 
@@ -150,4 +151,4 @@ def test_a_node_answering_faults_records_nothing_and_the_mint_lands_once_it_heal
     refs = [log["args"]["ref"] for log in evm.token(evm_market.token).events.Minted.get_logs(from_block=0)]
     assert refs.count(ref_bytes(mint.stream)) == 1
     assert evm.balance_of(evm_market.token, mm.wallets["ethereum"].address) == 2 * 10**18
-    assert integrity.verify() == []
+    assert_ledger_verifies()
