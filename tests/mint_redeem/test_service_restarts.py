@@ -71,20 +71,32 @@ def restart_postgresql(client: Client, payload: dict) -> None:
     """Stop the server (fast: every session's transaction rolled back, as in a crash or a failover), prove
     the API refuses cleanly while it is down, and start it again on the same data."""
     embedded.stop_postgres()
-    assert embedded._postmaster_info() is None
-    refused = client.http.post("/api/v1/mints", payload, key="while-postgresql-is-down", timeout_s=30)
-    assert refused.status_code == 503, refused.text
-    assert refused.json()["error"] == {**refused.json()["error"], "code": "database_unavailable", "retryable": True}
-    assert "Traceback" not in refused.text
-    embedded.postgres_urls()  # starts it again, at the same socket
-    connections.close_all()  # this process's connections died with the old server
+    try:
+        assert embedded._postmaster_info() is None
+        refused = client.http.post("/api/v1/mints", payload, key="while-postgresql-is-down", timeout_s=30)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == {**refused.json()["error"], "code": "database_unavailable",
+                                           "retryable": True}
+        assert "Traceback" not in refused.text
+    finally:
+        embedded.postgres_urls()  # starts it again, at the same socket
+        connections.close_all()  # this process's connections died with the old server
 
 
-def restart_redis() -> None:
-    embedded.stop_redis()  # SIGTERM: Redis saves its data set, queued messages included, as it stops
-    assert not embedded._redis_ping()
-    time.sleep(2)  # the worker, the beat and the API notice it gone
-    embedded.redis_url()  # starts it again, at the same socket
+def restart_redis(client: Client, payload: dict, *, key: str, then=None) -> dict:
+    """Stop Redis (SIGTERM: it saves its data set, queued messages included, as it stops), send a request
+    while it is down and, if asked, `then(answer)` (both succeed: the work they queue waits for the sweeps),
+    and start it again."""
+    embedded.stop_redis()
+    try:
+        assert not embedded._redis_ping()
+        answered = client.http.post(payload.pop("path"), payload, key=key, timeout_s=60)
+        assert answered.status_code == 201, answered.text
+        if then is not None:
+            then(answered.json())
+    finally:
+        embedded.redis_url()  # starts it again, at the same socket
+    return answered.json()
 
 
 @embedded_only
@@ -114,12 +126,17 @@ def test_mints_and_redemptions_survive_restarts_of_postgresql_and_redis(killable
         for n in range(MINTS):
             if n == MINTS // 3:
                 restart_postgresql(client, payload)
-            if n == 2 * MINTS // 3:
-                restart_redis()
-            body = client.post("/api/v1/mints", payload, key=f"restart-mint-{n}")
-            # Operations record the custodian's confirmation; the worker mints on chain from there.
-            services.mint_shares_receive(mint=MintRequest.objects.get(pk=body["id"]),
-                                         custodian_confirmation=f"RESTART-{n}", user=operations)
+            def receive(body: dict, n: int = n) -> None:
+                # Operations record the custodian's confirmation; the worker mints on chain from there.
+                services.mint_shares_receive(mint=MintRequest.objects.get(pk=body["id"]),
+                                             custodian_confirmation=f"RESTART-{n}", user=operations)
+
+            if n == 2 * MINTS // 3:  # asked for, and its shares recorded, while Redis is down
+                body = restart_redis(client, {**payload, "path": "/api/v1/mints"}, key=f"restart-mint-{n}",
+                                     then=receive)
+            else:
+                body = client.post("/api/v1/mints", payload, key=f"restart-mint-{n}")
+                receive(body)
             mints.append(body["id"])
 
         holder = holder_of(mm)
@@ -129,11 +146,13 @@ def test_mints_and_redemptions_survive_restarts_of_postgresql_and_redis(killable
             if evm.balance_of(token, wallet.address) < 10**18:
                 time.sleep(0.5)
                 continue
-            body = client.post("/api/v1/redemptions", {"product": "AAPLx", "chain": "ethereum", "quantity": "1",
-                                                       "wallet": wallet.pk, "payout": "in_kind"},
-                               key=f"restart-redemption-{len(redemptions)}")
-            if not redemptions:
-                restart_redis()  # with the first redemption's work queued
+            redemption = {"product": "AAPLx", "chain": "ethereum", "quantity": "1", "wallet": wallet.pk,
+                          "payout": "in_kind"}
+            key = f"restart-redemption-{len(redemptions)}"
+            if redemptions:
+                body = client.post("/api/v1/redemptions", redemption, key=key)
+            else:  # the first one asked for while Redis is down
+                body = restart_redis(client, {**redemption, "path": "/api/v1/redemptions"}, key=key)
             signed = evm.sign_call(signer=holder, token=token, function="redeem",
                                    args=[10**18, ref_bytes(f"redemption-{body['id']}")],
                                    nonce=evm.pending_nonce(holder.address))
