@@ -20,7 +20,10 @@ $(NODE_STAMP): package.json package-lock.json
 	@# binary (the optional @foundry-rs/anvil-<os>-<cpu> packages, all served by the registry), so npm ci
 	@# installs the one this machine needs and leaves package-lock.json as committed. After a change to
 	@# package.json, regenerate the lockfile with `npm install --package-lock-only` and commit it.
-	npm ci --no-audit --no-fund --loglevel=error
+	@# A node_modules that is a symlink (a second worktree borrowing the main checkout's packages) is left to
+	@# its owner: npm ci empties the directory a link points to before replacing the link.
+	@if [ -L node_modules ]; then echo "node_modules links to $$(readlink node_modules): not reinstalled here"; \
+	else npm ci --no-audit --no-fund --loglevel=error; fi
 	@touch $(NODE_STAMP)
 
 run: install
