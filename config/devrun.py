@@ -50,8 +50,12 @@ def _wait_healthy(url: str, timeout_s: float) -> bool:
     # The workers first, asked directly: /healthz would answer 503 (and log it) for every probe while they
     # boot, which on a normal start is no news.
     workers = [f"worker@{socket.gethostname()}", f"webhooks@{socket.gethostname()}"]
-    while time.monotonic() < deadline and len(app.control.ping(destination=workers, timeout=1.0) or []) < 2:
-        pass
+    while time.monotonic() < deadline:
+        try:
+            if len(app.control.ping(destination=workers, timeout=1.0) or []) == len(workers):
+                break
+        except Exception:  # noqa: BLE001 - the broker not reachable yet: /healthz will say so below
+            break
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - our own localhost URL
