@@ -27,9 +27,14 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
-	@# npm install rather than npm ci: the lockfile can only list the platform binaries the registry
-	@# serves here, and npm ci refuses a lockfile missing the optional ones for other platforms.
-	npm install --no-audit --no-fund --loglevel=error
+	@# npm ci: exactly the lockfile, never a rewrite of it. The lockfile lists every platform's anvil
+	@# binary (the optional @foundry-rs/anvil-<os>-<cpu> packages, all served by the registry), so npm ci
+	@# installs the one this machine needs and leaves package-lock.json as committed. After a change to
+	@# package.json, regenerate the lockfile with `npm install --package-lock-only` and commit it.
+	@# A node_modules that is a symlink (a second worktree borrowing the main checkout's packages) is left to
+	@# its owner: npm ci empties the directory a link points to before replacing the link.
+	@if [ -L node_modules ]; then echo "node_modules links to $$(readlink node_modules): not reinstalled here"; \
+	else npm ci --no-audit --no-fund --loglevel=error; fi
 	@touch $(NODE_STAMP)
 
 run: install

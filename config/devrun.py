@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -46,7 +47,18 @@ def _create_demo_superuser() -> None:
 
 
 def _wait_healthy(url: str, timeout_s: float) -> bool:
+    from config.celery import app
+
     deadline = time.monotonic() + timeout_s
+    # The workers first, asked directly: /healthz would answer 503 (and log it) for every probe while they
+    # boot, which on a normal start is no news.
+    workers = [f"worker@{socket.gethostname()}", f"webhooks@{socket.gethostname()}"]
+    while time.monotonic() < deadline:
+        try:
+            if len(app.control.ping(destination=workers, timeout=1.0) or []) == len(workers):
+                break
+        except Exception:  # noqa: BLE001 - the broker not reachable yet: /healthz will say so below
+            break
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - our own localhost URL
@@ -71,14 +83,14 @@ def main() -> int:
 
     children = [
         subprocess.Popen([PYTHON, "manage.py", "runserver", "--noreload", f"{host}:{port}"], cwd=ROOT),
-        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
+        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "--quiet", "worker", "--loglevel=INFO",
                           "--concurrency=2", f"--queues={settings.CELERY_TASK_DEFAULT_QUEUE}",
                           "--hostname=worker@%h"], cwd=ROOT),
         # Webhook deliveries have a worker of their own: a slow receiver never holds up a mint.
-        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO",
+        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "--quiet", "worker", "--loglevel=INFO",
                           "--concurrency=2", f"--queues={settings.CELERY_WEBHOOK_QUEUE}",
                           "--hostname=webhooks@%h"], cwd=ROOT),
-        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO"], cwd=ROOT),
+        subprocess.Popen([PYTHON, "-m", "celery", "-A", "config", "--quiet", "beat", "--loglevel=INFO"], cwd=ROOT),
     ]
 
     stopping = []
@@ -92,7 +104,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     base = f"http://{host}:{port}"
     try:
-        healthy = _wait_healthy(f"{base}/healthz", timeout_s=60)
+        healthy = _wait_healthy(f"{base}/healthz", timeout_s=180)
         print()
         print(f"  admin        {base}/admin/")
         print(f"  API docs     {base}/api/docs/")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
+
+logger = logging.getLogger(__name__)
 
 
 def _check_database() -> dict:
@@ -42,4 +45,11 @@ def healthz(request):
         except Exception as exc:  # a health probe reports every failure, it never raises
             checks[name] = {"ok": False, "error": type(exc).__name__}
     healthy = all(item["ok"] for item in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks}, status=200 if healthy else 503)
+    response = JsonResponse({"status": "ok" if healthy else "degraded", "checks": checks},
+                            status=200 if healthy else 503)
+    if not healthy:
+        # A degraded answer is the probe doing its job (a worker still booting, a broker restarting), not a
+        # server error: one WARNING naming what failed, instead of django.request's ERROR for every 5xx.
+        logger.warning("health degraded: %s", ", ".join(name for name, item in checks.items() if not item["ok"]))
+        response._has_been_logged = True  # what django.utils.log.log_response checks before logging
+    return response

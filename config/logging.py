@@ -1,4 +1,6 @@
-"""Structured JSON logs with a correlation id per request and per Celery task."""
+"""Logs with a correlation id per request and per Celery task: structured JSON (production, tests: what log
+collectors parse), or one short human line per record on a developer's terminal (`make run`); LOG_FORMAT in
+config.settings chooses."""
 
 from __future__ import annotations
 
@@ -37,6 +39,35 @@ class JsonFormatter(_BaseJsonFormatter):
             if _SECRET_KEYS.search(key):
                 log_data[key] = "[redacted]"
         return log_data
+
+
+# What every LogRecord carries; anything else on a record came from `extra=` and is shown after the message.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime",
+                                                                                    "correlation_id"}
+
+
+class ConsoleFormatter(logging.Formatter):
+    """`12:04:05 INFO  chains.executor: broadcast chain=ethereum op=12 [3f2a9c1e]`: time, level, logger,
+    message, then the `extra=` fields as key=value (secrets redacted as in the JSON), then the first 8
+    characters of the correlation id. Tracebacks follow on their own lines, as Python prints them."""
+
+    def __init__(self) -> None:
+        super().__init__(datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{key}={'[redacted]' if _SECRET_KEYS.search(key) else value}"
+            for key, value in vars(record).items() if key not in _RECORD_FIELDS and not key.startswith("_")
+            and not (key == "data" and record.name.startswith("celery")))  # Celery's repeat of the message
+        correlation_id = getattr(record, "correlation_id", None)
+        line = " ".join(filter(None, [
+            self.formatTime(record, self.datefmt), f"{record.levelname:<5}", f"{record.name}:",
+            record.getMessage(), extras, f"[{correlation_id[:8]}]" if correlation_id else ""]))
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        if record.stack_info:
+            line += "\n" + self.formatStack(record.stack_info)
+        return line
 
 
 class CorrelationIdMiddleware:

@@ -471,6 +471,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Logging ----------------------------------------------------------------------------------
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# JSON for machines (production, tests); one short human line per record on a developer's terminal.
+LOG_FORMAT = os.environ.get("LOG_FORMAT") or ("console" if ISSUER_ENV == "development" else "json")
+if LOG_FORMAT not in {"json", "console"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or console, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -479,10 +483,11 @@ LOGGING = {
         "json": {
             "()": "config.logging.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-        }
+        },
+        "console": {"()": "config.logging.ConsoleFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["correlation"]}
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["correlation"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
@@ -494,10 +499,19 @@ LOGGING = {
         "axes.apps": {"level": "WARNING"},  # its start-up banner on every manage.py command
     },
 }
+if LOG_FORMAT == "console":
+    # Concise on a terminal: not a line per ledger head, per task received or per sweep that found nothing to
+    # do (every few seconds); failures still show, and so does every line the apps log about their work.
+    LOGGING["loggers"].update({name: {"level": "WARNING"} for name in (
+        "ledger.head", "celery.worker.strategy", "celery.app.trace", "celery.beat")})
 
 # Brokers: credentials go only to these HTTPS origins (a broker row's api_base_url must be one of them),
 # and whether orders are live or paper is the environment's decision, never a row's checkbox.
 BROKER_API_BASE_URLS = env_list("BROKER_API_BASE_URLS", "https://api.alpaca.markets,https://paper-api.alpaca.markets")
 BROKER_LIVE_TRADING = env_bool("BROKER_LIVE_TRADING", False)
+# Every broker API call ends within BROKER_TIMEOUT_S; a rate limit or a 5xx is asked again (3 times, this far
+# apart) before the call fails and the next sync retries it.
+BROKER_TIMEOUT_S = float(os.environ.get("BROKER_TIMEOUT_S", "10"))
+BROKER_RETRY_WAIT_S = float(os.environ.get("BROKER_RETRY_WAIT_S", "1"))
 if IS_PRODUCTION and any(not url.startswith("https://") for url in BROKER_API_BASE_URLS):
     raise ImproperlyConfigured("BROKER_API_BASE_URLS: only https:// origins in production")

@@ -26,7 +26,7 @@ from django.utils import timezone
 from config.api import DomainError
 from config.logging import current_correlation_id
 from custody import calendar
-from custody.brokers import BrokerError, OrderSnapshot, get_adapter
+from custody.brokers import BrokerError, FillReport, OrderSnapshot, get_adapter
 from custody.ledger_reads import balances_as_of_by_prefix
 from custody.models import (
     Broker,
@@ -304,11 +304,24 @@ def _gross_cents(quantity_nano: int, price: Decimal) -> int:
     return int((Decimal(quantity_nano) * price * 100 / NANO).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
+def _distinct_fills(reports: list[FillReport]) -> list[FillReport]:
+    """A broker may list one fill twice in one answer (a paginated read whose pages shift under it, an activity
+    replayed): the same id with the same content is one fill; the same id with different content is an answer
+    we cannot use, refused whole."""
+    distinct: dict[str, FillReport] = {}
+    for report in reports:
+        first = distinct.setdefault(report.broker_fill_id, report)
+        if first != report:
+            raise CustodyError(f"broker reports fill {report.broker_fill_id} twice, differently",
+                               code="broker_bad_response", http_status=502)
+    return list(distinct.values())
+
+
 def _apply_snapshot(order: BrokerOrder, snapshot: OrderSnapshot, *, actor: str) -> list[Fill]:
     """Record what the broker reports (the caller holds the order's row lock)."""
     broker, security = order.broker, order.security
     known = set(order.fills.values_list("broker_fill_id", flat=True))
-    new_reports = [report for report in snapshot.fills if report.broker_fill_id not in known]
+    new_reports = [report for report in _distinct_fills(snapshot.fills) if report.broker_fill_id not in known]
     already = sum(order.fills.values_list("quantity_nano", flat=True))
     if already + sum(r.quantity_nano for r in new_reports) > order.quantity_nano:
         raise CustodyError(f"broker reports more fills than order {order.id}'s quantity", code="broker_overfill",

@@ -78,10 +78,14 @@ class ApiServer:
             try:
                 requests.get(self.url + "/healthz", timeout=5)  # any answer will do (no worker: 503)
                 return True
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still loading Django
                 return False
 
-        wait_until(answers, timeout_s=60, interval_s=0.2, what="gunicorn to answer")
+        try:
+            wait_until(answers, timeout_s=60, interval_s=0.2, what="gunicorn to answer")
+        except BaseException:
+            self.kill()  # not left running behind a failed start
+            raise
         return self
 
     def kill(self) -> None:

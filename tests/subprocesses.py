@@ -52,3 +52,13 @@ def manage(*args: str, env: dict[str, str] | None = None, timeout_s: float = 120
 def describe(result: subprocess.CompletedProcess[str]) -> str:
     """For assertion messages: what the process said, so a failure explains itself."""
     return f"exit {result.returncode}\n--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+
+
+def assert_ledger_verifies(env: dict[str, str] | None = None) -> None:
+    """`manage.py ledger verify` and `manage.py ledger rebuild --check`, each in a fresh process as an auditor
+    runs them: the end of every reliability scenario (the hash chain, every invariant, and projections that a
+    replay of the log reproduces exactly)."""
+    verify = manage("ledger", "verify", env=env)
+    assert verify.returncode == 0 and verify.stdout.strip() == "ledger verify OK", describe(verify)
+    rebuild = manage("ledger", "rebuild", "--check", env=env)
+    assert rebuild.returncode == 0 and rebuild.stdout.startswith("ledger rebuild matched: "), describe(rebuild)

@@ -8,10 +8,12 @@ Credentials come from the environment (<PREFIX>_API_KEY, <PREFIX>_SECRET_KEY), n
 
 from __future__ import annotations
 
+import functools
 import os
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
+import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
@@ -24,6 +26,9 @@ from ledger.units import NANO
 
 _PAGE_SIZE = 100
 _MAX_PAGES = 50
+# Answers worth asking again: rate limited, or the broker's side failed before deciding. A repeated order
+# submission is safe because Alpaca deduplicates on client_order_id (a repeat gets 422 and the first order).
+_RETRY_STATUSES = [429, 500, 502, 503, 504]
 
 # Alpaca order statuses -> ours. "done_for_day" and "replaced" are not final for our purposes:
 # what was filled so far is decided by filled_qty.
@@ -58,10 +63,49 @@ def nano_to_request_qty(quantity_nano: int) -> float:
     return as_float
 
 
+class _BoundedSession(requests.Session):
+    """alpaca-py sends every request without a timeout, so a broker that accepts the connection and never
+    answers would hold a Celery worker for good; and a transport failure (refused, reset, timed out) would
+    escape as a `requests` exception the custody services do not know. Here every request has a deadline and
+    every transport failure is a retryable BrokerError: the order stays `new` or unsynced, and the next sync
+    asks again under the same client_order_id."""
+
+    def __init__(self, timeout_s: float):
+        super().__init__()
+        self.timeout_s = timeout_s
+
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", self.timeout_s)
+        try:
+            return super().request(method, url, **kwargs)
+        except requests.RequestException as exc:
+            raise BrokerError(f"Alpaca did not answer: {type(exc).__name__}", code="broker_unavailable") from None
+
+
+def _readable_answers_only(method):
+    """An answer alpaca-py cannot read (a proxy's HTML page with status 200, JSON missing a field its model
+    requires, a fill without its quantity) is the broker's fault, not a crash of ours: a BrokerError that
+    records nothing. pydantic's ValidationError and requests' JSONDecodeError are ValueErrors."""
+
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (requests.RequestException, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise BrokerError(f"Alpaca answered something unreadable: {type(exc).__name__}",
+                              code="broker_bad_response") from None
+
+    return call
+
+
 class AlpacaBroker:
     def __init__(self, client: TradingClient, *, page_size: int = _PAGE_SIZE):
         self.client = client
         self.page_size = page_size
+        # alpaca-py's client exposes neither setting: its session and retry policy are set on it directly.
+        client._session = _BoundedSession(settings.BROKER_TIMEOUT_S)
+        client._retry_codes = _RETRY_STATUSES
+        client._retry_wait = settings.BROKER_RETRY_WAIT_S
 
     @classmethod
     def from_broker(cls, broker) -> AlpacaBroker:
@@ -76,10 +120,14 @@ class AlpacaBroker:
                                url_override=broker.api_base_url or None)
         return cls(client)
 
+    @_readable_answers_only
     def place_order(self, *, client_order_id: str, ticker: str, side: str, quantity_nano: int) -> OrderSnapshot:
-        request = MarketOrderRequest(symbol=ticker, qty=nano_to_request_qty(quantity_nano),
-                                     side=OrderSide(side), time_in_force=TimeInForce.DAY,
-                                     client_order_id=client_order_id)
+        try:
+            request = MarketOrderRequest(symbol=ticker, qty=nano_to_request_qty(quantity_nano),
+                                         side=OrderSide(side), time_in_force=TimeInForce.DAY,
+                                         client_order_id=client_order_id)
+        except ValueError as exc:  # ours, not the broker's: never sent
+            raise BrokerError(f"order cannot be sent: {exc}", code="invalid_order") from None
         try:
             order = self.client.submit_order(request)
         except APIError as exc:
@@ -92,6 +140,7 @@ class AlpacaBroker:
             raise BrokerError(f"Alpaca refused the order: {_message(exc)}", code="broker_unavailable") from None
         return self._snapshot(order, fills=[])
 
+    @_readable_answers_only
     def get_order(self, *, client_order_id: str, broker_order_id: str = "") -> OrderSnapshot:
         try:
             order = self.client.get_order_by_client_id(client_order_id)
@@ -103,6 +152,7 @@ class AlpacaBroker:
         fills = self._fills(order_id=str(order.id), after=order.submitted_at, filled_nano=filled) if filled else []
         return self._snapshot(order, fills=fills)
 
+    @_readable_answers_only
     def cancel_order(self, *, client_order_id: str, broker_order_id: str = "") -> OrderSnapshot:
         order_id = broker_order_id or self.get_order(client_order_id=client_order_id).broker_order_id
         try:

@@ -172,6 +172,7 @@ def test_confirming_a_case_keeps_the_block():
     (SAMPLE.read_bytes().replace(b"<Record_Count>4</Record_Count>", b"<Record_Count></Record_Count>"),
      "an empty Record_Count"),
 ])
+@pytest.mark.reliability
 def test_a_broken_or_truncated_file_is_refused_and_changes_nothing(content, what):
     before = import_sample()
     with pytest.raises(InvalidInput) as err:

@@ -12,7 +12,7 @@ from django.test import Client
 from mint_redeem import views
 from tests.compliance.factories import make_market_maker, sign_request
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.reliability]
 
 
 def envelope(response, status: int, code: str, *, retryable: bool = False) -> dict:

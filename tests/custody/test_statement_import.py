@@ -105,6 +105,7 @@ XXE = b"""<?xml version="1.0"?>
     (semt002(account="SAFE-0001", statement_id="X", as_of="2025-11-14", holdings=[(AAPL, "1"), (AAPL, "2")]),
      "malformed_statement"),
 ])
+@pytest.mark.reliability
 def test_bad_xml_is_refused_and_records_nothing(account, aapl, content, code):
     events = Event.objects.count()
     with pytest.raises(StatementError) as exc:
@@ -127,6 +128,7 @@ def test_bad_xml_is_refused_and_records_nothing(account, aapl, content, code):
      "invalid_statement"),
     (b"\xff\xfe", "malformed_statement"),
 ])
+@pytest.mark.reliability
 def test_bad_csv_is_refused_and_records_nothing(account, aapl, msft, content, code):
     with pytest.raises(StatementError) as exc:
         imp(content, "csv")

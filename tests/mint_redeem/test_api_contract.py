@@ -36,6 +36,8 @@ from compliance import services as compliance_services
 from mint_redeem import services, webhook_transport
 from tests.compliance.factories import make_auditor_api_key, new_wallet_key, sign_request, wallet_address
 
+pytestmark = pytest.mark.reliability
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
 EXAMPLES_PER_OPERATION = 15

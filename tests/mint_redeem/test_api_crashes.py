@@ -17,6 +17,8 @@ from mint_redeem.models import MintRequest
 from tests.api_server import ApiServer, RowLock, SignedHttp, backend_alive, wait_until
 from tests.conftest import database_url_for_tests
 
+pytestmark = pytest.mark.reliability
+
 MINTS = "/api/v1/mints"
 
 

@@ -28,7 +28,7 @@ from tests.conftest import ROOT, database_url_for_tests
 
 from .conftest import holder_of
 
-pytestmark = [pytest.mark.celery]
+pytestmark = [pytest.mark.celery, pytest.mark.reliability]
 
 MINTS = int(os.environ.get("CHAOS_MINTS", "300"))
 REDEMPTIONS = int(os.environ.get("CHAOS_REDEMPTIONS", "50"))
