@@ -59,7 +59,7 @@ CREATE TRIGGER ledger_journal_no_truncate BEFORE TRUNCATE ON ledger_journal
 -- journal's row shape as jsonb), returning own's positions. The caller holds the sealing lock.
 CREATE FUNCTION ledger_seal_locked(own jsonb)
 RETURNS TABLE(out_position bigint, out_version integer, out_hash bytea, out_recorded_at timestamptz)
-LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp SET enable_seqscan = off AS $fn$
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $fn$
 DECLARE
     r record;
     v_pos bigint;
@@ -69,7 +69,12 @@ DECLARE
     a_seq bigint[] := '{}';
     a_pos bigint[] := '{}';
     a_lines jsonb[] := '{}';
+    v_seqscan text := current_setting('enable_seqscan');
 BEGIN
+    -- The journal is a queue: a few live rows among many dead ones between vacuums. Read it by its
+    -- index, never by scanning the heap (the plans are cached with this setting on first use). Set
+    -- here, not as the function's SET clause, which made every call several times slower.
+    PERFORM set_config('enable_seqscan', 'off', true);
     v_ts_text := to_char(v_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
     SELECT h.position, h.hash INTO v_pos, v_hash FROM ledger_head h WHERE h.id = 1;
     FOR r IN
@@ -115,6 +120,7 @@ BEGIN
     IF cardinality(a_seq) > 0 THEN
         DELETE FROM ledger_journal WHERE seq = ANY(a_seq);
     END IF;
+    PERFORM set_config('enable_seqscan', v_seqscan, true);
     UPDATE ledger_head SET position = v_pos, hash = v_hash WHERE id = 1 AND position <> v_pos;
 END;
 $fn$;
