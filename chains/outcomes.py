@@ -64,6 +64,9 @@ class Outbox:
     on_failed: Callable[..., None]  # (op, *, error)
     # A confirmed Redeemed event, in the transaction that marks it handled (so exactly once).
     on_redeemed: Callable[..., None]  # (deposit: RedeemedDeposit)
+    # Operations of one product and chain signed or broadcast, not yet confirmed or failed: what may be
+    # on chain without being on the ledger yet (the supply observer, chains.observers).
+    in_flight: Callable[..., list[ChainOp]]  # (*, chain, product_id)
 
 
 _registered: Outbox | None = None

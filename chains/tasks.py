@@ -50,3 +50,18 @@ def watch_all() -> list[str]:
     for name in names:
         watch_redemptions.delay(name)
     return names
+
+
+@shared_task(name="chains.observe_supply", acks_late=True)
+def observe_supply(chain: str) -> int:
+    """Read and record every deployed token's total supply on one chain (chains.observers.supply_observe)."""
+    return len(observers.supply_observe(chain_name=chain))
+
+
+@shared_task(name="chains.observe_supply_all")
+def observe_supply_all() -> list[str]:
+    """Beat: observe the supply on every configured EVM chain."""
+    names = evm_chain_names()
+    for name in names:
+        observe_supply.delay(name)
+    return names

@@ -220,6 +220,7 @@ CELERY_BEAT_SCHEDULE["custody-reconcile"] = {"task": "custody.reconcile", "sched
 # with a killed worker). The watcher hands confirmed on-chain redemptions to their requests.
 CELERY_BEAT_SCHEDULE["chains-execute-all"] = {"task": "chains.execute_all", "schedule": 5.0}
 CELERY_BEAT_SCHEDULE["chains-watch-all"] = {"task": "chains.watch_all", "schedule": 5.0}
+CELERY_BEAT_SCHEDULE["chains-observe-supply-all"] = {"task": "chains.observe_supply_all", "schedule": 60.0}
 
 # --- EVM chains (architecture section 5) -------------------------------------------------------
 # One entry per chain in EVM_CHAINS. A chain with EVM_<CHAIN>_RPC_URL talks to that node (an http(s)

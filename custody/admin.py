@@ -1,5 +1,6 @@
 """Operations screens for custody: products with live reserves and coverage, brokers, orders and
-fills, custodians and statements (with upload), reconciliation breaks (with resolution).
+fills, custodians and statements (with upload), reconciliation and supply breaks (with resolution),
+observed on-chain supply.
 
 Everything that the ledger records goes through custody.services; the admin never edits those rows
 directly (orders, fills, statements, breaks and transfers are read-only here)."""
@@ -34,6 +35,8 @@ from custody.models import (
     SimulatedPrice,
     Statement,
     StatementHolding,
+    SupplyBreak,
+    SupplyObservation,
     TokenProduct,
 )
 from custody.reserves import all_reserves
@@ -78,7 +81,7 @@ class SecurityAdmin(FixedIdentifiersAdmin):
 class ChainDeploymentForm(forms.ModelForm):
     class Meta:
         model = ChainDeployment
-        fields = ("chain", "decimals", "address")
+        fields = ("chain", "decimals", "address", "deployed_block")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -359,6 +362,25 @@ class BreakResolveForm(forms.Form):
                              "how it was corrected; recorded in the ledger")
 
 
+def _resolve_view(model_admin, request, item, *, resolve, title: str):
+    """A break's resolution page: a reason, then the service (custody or supply break alike)."""
+    opts = model_admin.model._meta
+    if not request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}"):
+        raise PermissionDenied
+    form = BreakResolveForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            resolve(break_=item, reason=form.cleaned_data["reason"], actor=_actor(request))
+        except DomainError as exc:
+            form.add_error("reason", f"{exc.code}: {exc.message}")
+        else:
+            model_admin.message_user(request, f"{opts.verbose_name} {item.id} resolved")
+            return redirect(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+    context = {**model_admin.admin_site.each_context(request), "form": form, "item": item, "opts": opts,
+               "title": title}
+    return render(request, f"admin/{opts.app_label}/{opts.model_name}/resolve.html", context)
+
+
 @admin.register(ReconciliationBreak)
 class ReconciliationBreakAdmin(ReadOnlyAdmin):
     list_display = ("id", "custodian", "security", "expected", "reported", "difference", "age", "blocks_minting",
@@ -402,21 +424,9 @@ class ReconciliationBreakAdmin(ReadOnlyAdmin):
         return redirect(reverse("admin:custody_reconciliationbreak_changelist"))
 
     def resolve_view(self, request, pk: int):
-        if not request.user.has_perm("custody.change_reconciliationbreak"):
-            raise PermissionDenied
         item = get_object_or_404(ReconciliationBreak, pk=pk)
-        form = BreakResolveForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                services.break_resolve(break_=item, reason=form.cleaned_data["reason"], actor=_actor(request))
-            except DomainError as exc:
-                form.add_error("reason", f"{exc.code}: {exc.message}")
-            else:
-                self.message_user(request, f"break {item.id} resolved")
-                return redirect(reverse("admin:custody_reconciliationbreak_changelist"))
-        context = {**self.admin_site.each_context(request), "form": form, "item": item, "opts": self.model._meta,
-                   "title": f"Resolve break {item.id}: {item.custodian.code} {item.security.ticker}"}
-        return render(request, "admin/custody/reconciliationbreak/resolve.html", context)
+        return _resolve_view(self, request, item, resolve=services.break_resolve,
+                             title=f"Resolve break {item.id}: {item.custodian.code} {item.security.ticker}")
 
     def run_reconciliation(self, request, queryset):
         run = services.reconciliation_run(actor=_actor(request))
@@ -434,3 +444,33 @@ class InKindTransferAdmin(ReadOnlyAdmin):
     list_display = ("id", "direction", "custodian", "security", "quantity_nano", "counterparty_account", "reference",
                     "custodian_confirmation", "created_at")
     list_filter = ("direction", "custodian")
+
+
+@admin.register(SupplyObservation)
+class SupplyObservationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "product", "chain", "block", "supply_base_units", "ledger_outstanding_base_units",
+                    "in_flight_base_units", "difference_base_units", "ledger_position", "observed_at")
+    list_filter = ("chain", "product")
+
+
+@admin.register(SupplyBreak)
+class SupplyBreakAdmin(ReadOnlyAdmin):
+    list_display = ("id", "product", "chain", "block", "supply_base_units", "ledger_outstanding_base_units",
+                    "in_flight_base_units", "unexplained_base_units", "status", "detected_at", "resolve_link")
+    list_filter = ("status", "chain")
+    search_fields = ("product__symbol",)
+
+    @admin.display(description="")
+    def resolve_link(self, obj):
+        if obj.status != SupplyBreak.Status.OPEN:
+            return obj.resolution_reason[:60]
+        return format_html('<a href="{}">resolve</a>', reverse("admin:custody_supply_break_resolve", args=[obj.pk]))
+
+    def get_urls(self):
+        return [path("<int:pk>/resolve/", self.admin_site.admin_view(self.resolve_view),
+                     name="custody_supply_break_resolve"), *super().get_urls()]
+
+    def resolve_view(self, request, pk: int):
+        item = get_object_or_404(SupplyBreak.objects.select_related("product"), pk=pk)
+        return _resolve_view(self, request, item, resolve=services.supply_break_resolve,
+                             title=f"Resolve supply break {item.id}: {item.product.symbol} on {item.chain}")

@@ -155,3 +155,55 @@ class DeploymentRegistered(EventData):
     chain: str
     decimals: int
     address: str
+
+
+@event_type("custody.supply_observed", version=1)
+class SupplyObserved(EventData):
+    """A token's total supply on a chain read at `block` (EVM block number, Solana slot), compared with
+    the ledger's tokens/<chain>/<SYMBOL> as of `ledger_position`. difference = supply - ledger;
+    in_flight: the part our own operations, landed by `block` but not yet recorded, explain."""
+
+    product: str
+    chain: str
+    supply_base_units: BaseUnits
+    block: int
+    block_hash: str
+    ledger_position: int
+    ledger_outstanding_base_units: BaseUnits
+    in_flight_base_units: BaseUnits
+    difference_base_units: BaseUnits
+    observed_at: str
+
+
+@event_type("custody.supply_break_opened", version=1)
+class SupplyBreakOpened(EventData):
+    break_id: int
+    product: str
+    chain: str
+    block: int
+    supply_base_units: BaseUnits
+    ledger_outstanding_base_units: BaseUnits
+    in_flight_base_units: BaseUnits
+    unexplained_base_units: BaseUnits
+
+
+@event_type("custody.supply_break_updated", version=1)
+class SupplyBreakUpdated(EventData):
+    break_id: int
+    block: int
+    supply_base_units: BaseUnits
+    ledger_outstanding_base_units: BaseUnits
+    in_flight_base_units: BaseUnits
+    unexplained_base_units: BaseUnits
+
+
+@event_type("custody.supply_break_cleared", version=1)
+class SupplyBreakCleared(EventData):
+    break_id: int
+    block: int
+
+
+@event_type("custody.supply_break_resolved", version=1)
+class SupplyBreakResolved(EventData):
+    break_id: int
+    reason: str

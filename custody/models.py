@@ -83,8 +83,10 @@ class TokenProduct(models.Model):
 
     @property
     def minting_paused_by_break(self) -> bool:
-        """True while an unresolved reconciliation break above tolerance exists for this product's security."""
-        return ReconciliationBreak.blocking(security_id=self.security_id).exists()
+        """True while an unresolved break pauses this product: a custody break above tolerance on its
+        security, or a supply break on any of its chains (see `blocking_break_exists`)."""
+        return (ReconciliationBreak.blocking(security_id=self.security_id).exists()
+                or SupplyBreak.blocking(product_id=self.pk).exists())
 
     @property
     def minting_paused(self) -> bool:
@@ -102,6 +104,8 @@ class ChainDeployment(models.Model):
     chain = models.CharField(max_length=16, choices=Chain.choices)
     decimals = models.PositiveSmallIntegerField(validators=[MinValueValidator(0)])
     address = models.CharField(max_length=64, blank=True, default="")
+    # The block (EVM) or slot (Solana) the token was deployed in: a watcher's first scan starts there.
+    deployed_block = models.BigIntegerField(null=True, blank=True, validators=[MinValueValidator(0)])
 
     class Meta:
         ordering = ["product__symbol", "chain"]
@@ -389,10 +393,10 @@ class ReconciliationBreak(models.Model):
 
     @classmethod
     def blocking(cls, *, security_id) -> models.QuerySet:
-        """The one definition of "minting paused by a break": an open break above the product's
-        tolerance on its security. `security_id` may be an OuterRef for a subquery. (The API's hot-path
-        statement, mint_redeem.selectors._CONTEXT_SQL, writes the same condition by hand; a test holds
-        the two equal.)"""
+        """Custody's half of "minting paused by a break": an open break above the product's tolerance on
+        its security (the other half: `SupplyBreak.blocking`; both together: `blocking_break_exists`).
+        `security_id` may be an OuterRef for a subquery. (The API's hot-path statement,
+        mint_redeem.selectors._CONTEXT_SQL, writes the same condition by hand; a test holds them equal.)"""
         return cls.objects.filter(security_id=security_id, status=cls.Status.OPEN, blocks_minting=True)
 
 
@@ -420,3 +424,104 @@ class InKindTransfer(models.Model):
 
     def __str__(self) -> str:
         return f"{self.direction} {self.security.ticker} {self.reference}"
+
+
+def blocking_break_exists(*, security_id, product_id) -> models.Expression:
+    """"Minting paused by a break" as one boolean expression, for annotations (`security_id` and
+    `product_id` may be OuterRefs): a blocking custody break on the security or a supply break on the
+    product. mint_redeem.selectors._CONTEXT_SQL writes the same by hand; a test holds them equal."""
+    return models.Q(models.Exists(ReconciliationBreak.blocking(security_id=security_id))) | models.Q(
+        models.Exists(SupplyBreak.blocking(product_id=product_id)))
+
+
+class SupplyObservation(models.Model):
+    """One reading of a token's total supply on a chain at a known block (slot), beside the ledger's
+    tokens outstanding it was compared with. A projection of `custody.supply_observed`, written in the
+    same transaction; (product, chain, stream_version) names its event on the stream
+    `supply-<SYMBOL>-<chain>`, so `custody.selectors.supply_observed_as_of` finds the observation in
+    force at any ledger position. Base units may exceed 2**63: NUMERIC(78, 0)."""
+
+    product = models.ForeignKey(TokenProduct, on_delete=models.PROTECT, related_name="supply_observations")
+    chain = models.CharField(max_length=16, choices=Chain.choices)
+    stream_version = models.IntegerField()
+    block = models.BigIntegerField(help_text="EVM block number or Solana slot the supply was read at")
+    block_hash = models.CharField(max_length=100, blank=True, default="")
+    supply_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    ledger_position = models.BigIntegerField(help_text="the ledger head the supply was compared at")
+    ledger_outstanding_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    # Net amount of our own operations that had landed on chain by `block` but were not yet recorded
+    # at `ledger_position` (mints +, burns -): in flight, not a break.
+    in_flight_base_units = models.DecimalField(max_digits=78, decimal_places=0, default=0)
+    difference_base_units = models.DecimalField(max_digits=78, decimal_places=0,
+                                                help_text="supply - ledger outstanding")
+    observed_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["product", "chain", "stream_version"],
+                                               name="custody_supply_observation_once")]
+        indexes = [models.Index(fields=["product", "chain", "-stream_version"], name="custody_supply_obs_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.product.symbol}@{self.chain} supply {self.supply_base_units} at {self.block}"
+
+    @property
+    def stream(self) -> str:
+        return supply_stream(self.product.symbol, self.chain)
+
+    @property
+    def unexplained_base_units(self) -> int:
+        return int(self.difference_base_units - self.in_flight_base_units)
+
+
+def supply_stream(symbol: str, chain: str) -> str:
+    return f"supply-{symbol}-{chain}"
+
+
+class SupplyBreak(models.Model):
+    """A token's supply on a chain that the ledger cannot account for: tokens minted or burned outside
+    our operations (a leaked minter key, a contract bug) or a ledger that missed a confirmation.
+    Always pauses minting of the product, on every chain, until it clears (a later observation agrees)
+    or a person resolves it with a reason."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+        CLEARED = "cleared"
+
+    product = models.ForeignKey(TokenProduct, on_delete=models.PROTECT, related_name="supply_breaks")
+    chain = models.CharField(max_length=16, choices=Chain.choices)
+    block = models.BigIntegerField()
+    supply_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    ledger_outstanding_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    in_flight_base_units = models.DecimalField(max_digits=78, decimal_places=0, default=0)
+    # supply - ledger outstanding - in flight: what nothing we know of explains.
+    unexplained_base_units = models.DecimalField(max_digits=78, decimal_places=0)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    detected_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=64, blank=True, default="")
+    resolution_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["status", "-detected_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["product", "chain"], condition=models.Q(status="open"),
+                                    name="custody_supply_break_one_open"),
+        ]
+        indexes = [models.Index(fields=["product", "status"], name="custody_supply_break_status")]
+
+    def __str__(self) -> str:
+        return f"supply break {self.product.symbol}@{self.chain} {self.unexplained_base_units:+}"
+
+    @property
+    def stream(self) -> str:
+        return f"supply-break-{self.id}"
+
+    @classmethod
+    def blocking(cls, *, product_id) -> models.QuerySet:
+        """Supply breaks that pause minting of the product: every open one (no tolerance: a token the
+        ledger cannot account for has no share known to back it). `product_id` may be an OuterRef."""
+        return cls.objects.filter(product_id=product_id, status=cls.Status.OPEN)

@@ -211,7 +211,7 @@ def assert_mint_covered(*, product: TokenProduct, chain: str, quantity_base_unit
         if locked.status != TokenProduct.Status.ACTIVE:
             raise CoverageRefusal(f"minting of {locked.symbol} is paused", code="minting_paused")
         if locked.minting_paused_by_break:
-            raise CoverageRefusal(f"minting of {locked.symbol} is paused by an unresolved reconciliation break",
+            raise CoverageRefusal(f"minting of {locked.symbol} is paused by an unresolved reconciliation or supply break",
                                   code="minting_paused")
         deployments = list(ChainDeployment.objects.filter(product=locked))
         if chain not in {d.chain for d in deployments}:

@@ -44,6 +44,7 @@ from custody.models import (
     TokenProduct,
 )
 from custody.statements import ParsedStatement, StatementError, parse
+from custody.supply import supply_break_resolve, supply_observation_record  # noqa: F401 - services of custody
 from ledger.accounts import is_valid_path
 from ledger.postings import Line, PendingOpen, PendingPost
 from ledger.selectors import position_at

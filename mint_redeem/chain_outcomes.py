@@ -47,6 +47,12 @@ def broadcast_not_confirmed(*, chain: str, limit: int) -> list[ChainOp]:
     return [_op(row) for row in rows]
 
 
+def in_flight(*, chain: str, product_id: int) -> list[ChainOp]:
+    rows = ChainOperation.objects.filter(chain=chain, product_id=product_id, status__in=(
+        ChainOperation.Status.SIGNED, ChainOperation.Status.BROADCAST)).order_by("pk")
+    return [_op(row) for row in rows]
+
+
 def signed_not_broadcast(*, chain: str, limit: int) -> list[ChainOp]:
     rows = ChainOperation.objects.filter(chain=chain, status=ChainOperation.Status.SIGNED).order_by("pk")[:limit]
     return [_op(row) for row in rows]
@@ -135,4 +141,5 @@ def register() -> None:
 
     outcomes.register(claim_pending=claim_pending, has_pending=has_pending, signed_not_broadcast=signed_not_broadcast,
                       broadcast_not_confirmed=broadcast_not_confirmed, on_signed=on_signed, on_broadcast=on_broadcast,
-                      on_confirmed=on_confirmed, on_failed=on_failed, on_redeemed=on_redeemed)
+                      on_confirmed=on_confirmed, on_failed=on_failed, on_redeemed=on_redeemed,
+                      in_flight=in_flight)

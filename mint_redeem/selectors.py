@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 
 from compliance.models import Wallet
 from config.sql import partial
-from custody.models import ReconciliationBreak, TokenProduct
+from custody.models import ReconciliationBreak, SupplyBreak, TokenProduct
 from ledger import selectors as ledger_selectors
 from mint_redeem.models import MintRequest, Redemption
 
@@ -34,8 +34,9 @@ def request_history(*, request) -> list[dict]:
 
 
 # What a new request needs before its transaction, read in one hand-written statement (it runs on every
-# request): the product with its terms, its deployment on the chain and whether a break pauses it; the
-# caller's wallet; and the caller's webhook endpoints.
+# request): the product with its terms, its deployment on the chain and whether a break (custody or
+# supply: custody.models.blocking_break_exists) pauses it; the caller's wallet; and the caller's webhook
+# endpoints.
 _PRODUCT_FIELDS = ("id", "symbol", "security_id", "multiplier", "status")
 _TERMS_FIELDS = ("id", "product_id", "broker_id", "custodian_id", "reference_price", "cash_buffer_bps", "fee_bps",
                  "approval_threshold_cents", "market_hours_only", "redemption_addresses")
@@ -47,8 +48,9 @@ _CONTEXT_SQL = """
            t.approval_threshold_cents, t.market_hours_only, t.redemption_addresses,
            d.id, d.product_id, d.chain, d.decimals, d.address,
            w.id, w.participant_id, w.chain, w.address,
-           EXISTS(SELECT 1 FROM custody_reconciliationbreak b
-                  WHERE b.security_id = p.security_id AND b.status = %(open)s AND b.blocks_minting),
+           (EXISTS(SELECT 1 FROM custody_reconciliationbreak b
+                   WHERE b.security_id = p.security_id AND b.status = %(open)s AND b.blocks_minting)
+            OR EXISTS(SELECT 1 FROM custody_supplybreak s WHERE s.product_id = p.id AND s.status = %(supply_open)s)),
            ARRAY(SELECT e.id FROM mint_redeem_webhookendpoint e
                  WHERE e.participant_id = %(participant)s AND e.active ORDER BY e.id)
     FROM custody_tokenproduct p
@@ -105,7 +107,8 @@ class RequestContext:
 def request_context(*, product_symbol: str, chain: str, participant_id: int, wallet_id: int) -> RequestContext | None:
     """None if there is no such product."""
     with connection.cursor() as cursor:
-        cursor.execute(_CONTEXT_SQL, {"open": ReconciliationBreak.Status.OPEN, "participant": participant_id,
+        cursor.execute(_CONTEXT_SQL, {"open": ReconciliationBreak.Status.OPEN, "supply_open": SupplyBreak.Status.OPEN,
+                                      "participant": participant_id,
                                       "chain": chain, "wallet": wallet_id, "symbol": product_symbol})
         row = cursor.fetchone()
     if row is None:

@@ -21,6 +21,13 @@ def deployment(product):
 
 
 @pytest.fixture
+def deployed(product):
+    """A deployment whose token is at its address since a known block."""
+    return ChainDeployment.objects.create(product=product, chain="base", decimals=18, address="0x" + "ef" * 20,
+                                          deployed_block=7)
+
+
+@pytest.fixture
 def other_product(msft):
     return TokenProduct.objects.create(symbol="MSFTx", security=msft)
 
@@ -34,6 +41,9 @@ FIXED = [
     ("deployment", "chain", lambda request: "base"),
     ("deployment", "decimals", lambda request: 6),
     ("deployment", "product_id", lambda request: request.getfixturevalue("other_product").pk),
+    # Set once (after the deployment is confirmed), then fixed: every mint, burn and supply reading uses it.
+    ("deployed", "address", lambda request: "0x" + "12" * 20),
+    ("deployed", "deployed_block", lambda request: 8),
 ]
 FIXED_IDS = [f"{fixture}.{field}" for fixture, field, _ in FIXED]
 
@@ -91,14 +101,16 @@ def test_display_names_and_other_fields_stay_editable(aapl, product, custodian, 
     custodian.save()
     broker.name, broker.settlement_days = "Simulated (T+2)", 2
     broker.save()
-    deployment.address = "0x" + "cd" * 20
-    deployment.save()
+    pending = ChainDeployment.objects.create(product=deployment.product, chain="base", decimals=18)
+    pending.address, pending.deployed_block = "0x" + "cd" * 20, 12  # recorded once the deployment is confirmed
+    pending.save()
+    deployment.save()  # every column written again, unchanged: passes
     Security.objects.filter(pk=aapl.pk).update(name="Apple")
     assert Security.objects.get(pk=aapl.pk).name == "Apple"
     assert TokenProduct.objects.get(pk=product.pk).break_tolerance_nano == 5
     assert Custodian.objects.values_list("name", "bic").get(pk=custodian.pk) == ("BNY", "IRVTUS3N")
     assert Broker.objects.values_list("name", "settlement_days").get(pk=broker.pk) == ("Simulated (T+2)", 2)
-    assert ChainDeployment.objects.get(pk=deployment.pk).address == "0x" + "cd" * 20
+    assert ChainDeployment.objects.values_list("address", "deployed_block").get(pk=pending.pk) == ("0x" + "cd" * 20, 12)
 
 
 # --- the admin -------------------------------------------------------------------------------------

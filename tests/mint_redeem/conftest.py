@@ -125,7 +125,11 @@ def evm_market(market):
 
     evm = evm_chain("ethereum")
     token = token_deploy(chain=evm, name="Apple tokenized share", symbol="AAPLx", decimals=18)
-    ChainDeployment.objects.filter(product=market.product, chain="ethereum").update(address=token)
+    # A deployment's address never changes once set (custody 0007): the market's placeholder row goes, the
+    # real token's comes, before anything refers to it.
+    ChainDeployment.objects.filter(product=market.product, chain="ethereum").delete()
+    ChainDeployment.objects.create(product=market.product, chain="ethereum", decimals=18, address=token,
+                                   deployed_block=evm.head())
     market.terms.redemption_addresses = {**market.terms.redemption_addresses, "ethereum": redemption_vault("ethereum")}
     market.terms.save(update_fields=["redemption_addresses"])
     market.token = token
