@@ -15,6 +15,9 @@ figure to stdout; progress goes to stderr.
  (c) the same rows inserted through bare psycopg into plain tables (no function, no lock);
  (d) load N events (1000 per append), then `ledger.integrity.rebuild(check=True)`: events/s;
  (e) `balance_as_of` latency p50/p99 by position and by instant over random samples.
+
+`--seal-at-append off` measures the alternative issue 16 weighed: every append journalled and sealed
+by ledger_seal() after its commit, never sealed inside its own transaction (see bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -97,6 +100,10 @@ def django_setup() -> None:
 
     django.setup()
     register_event_type()
+    from ledger import services
+
+    # Only to measure the alternative: every append journalled and sealed after its commit.
+    services.SEAL_AT_APPEND = os.environ.get("BENCH_SEAL_AT_APPEND", "on") == "on"
 
 
 def register_event_type() -> None:
@@ -414,18 +421,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=10_000, help="accounts the loaded events move between")
     parser.add_argument("--samples", type=int, default=2000, help="as-of queries per kind for (e)")
     parser.add_argument("--quick", action="store_true", help="short smoke run (1 s each, 10,000 events)")
+    parser.add_argument("--seal-at-append", choices=("on", "off"), default="on",
+                        help="off: journal every append and seal after commit (the alternative measured)")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark databases afterwards")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.events, args.samples, args.accounts = 1.0, 10_000, 500, 1000
 
+    os.environ["BENCH_SEAL_AT_APPEND"] = args.seal_at_append
     os.environ["BENCH_EXTERNAL_SERVER"] = "1" if os.environ.get("DATABASE_URL") else ""
     resolve_server()
     writer_counts = [int(x) for x in args.writers.split(",") if x]
     results: dict = {"benchmark": "ledger_append", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      "machine": machine(),
                      "params": {"seconds": args.seconds, "events": args.events, "batch": args.batch,
-                                "accounts": args.accounts, "samples": args.samples, "writers": writer_counts}}
+                                "accounts": args.accounts, "samples": args.samples, "writers": writer_counts,
+                                "seal_at_append": args.seal_at_append}}
 
     log(f"fresh databases {LEDGER_DB}, {ES_DB}, {RAW_DB}")
     recreate_database(LEDGER_DB)
@@ -496,11 +507,22 @@ def main(argv: list[str] | None = None) -> int:
 
     b_ledger = results["b_concurrent_writers"]["ledger"]
     rising = [b_ledger[str(n)] for n in writer_counts if n <= 4]
+    top = str(max(writer_counts))
+    b_es, b_raw = results["b_concurrent_writers"]["eventsourcing"], results["b_concurrent_writers"]["raw_psycopg"]
+    results["ratios"] = {
+        f"ledger_{top}_over_ledger_1": round(b_ledger[top] / b_ledger["1"], 2) if "1" in b_ledger else None,
+        f"ledger_{top}_over_eventsourcing_{top}": round(b_ledger[top] / b_es[top], 2),
+        f"ledger_{top}_over_raw_{top}": round(b_ledger[top] / b_raw[top], 2),
+        f"raw_{top}_over_raw_1": round(b_raw[top] / b_raw["1"], 2) if "1" in b_raw else None,
+    }
     results["targets"] = {
         "a_at_least_2x_eventsourcing": results["a_single_writer"]["ratio"] >= 2,
         "b_rising_up_to_4_writers": all(later > earlier for earlier, later in zip(rising, rising[1:], strict=False)),
         "d_rebuild_at_least_20000_events_per_s": rebuild["events_per_s"] >= 20_000,
         "e_p99_under_20_ms": max(as_of["by_position"]["p99_ms"], as_of["by_instant"]["p99_ms"]) < 20,
+        # issue 16: the ledger grows with its writers
+        "b_top_at_least_2_5x_single": (results["ratios"][f"ledger_{top}_over_ledger_1"] or 0) >= 2.5,
+        "b_top_at_least_2x_eventsourcing": results["ratios"][f"ledger_{top}_over_eventsourcing_{top}"] >= 2,
     }
     connection.close()
     if not args.keep:

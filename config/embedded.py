@@ -240,6 +240,12 @@ def _ensure_database(admin_url: str, database: str) -> None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
+def restart_postgres(*, crash: bool = False) -> None:
+    """Restart the embedded server. crash: stop it the way a crash would (immediate mode: no shutdown
+    checkpoint, so the next start recovers from the WAL), for the ledger's crash test."""
+    _pg_ctl("-w", "-m", "immediate" if crash else "fast", "restart", "-o", _socket_options(), timeout_s=120)
+
+
 def stop_postgres() -> None:
     info = _postmaster_info_any()
     if info is None or not info.is_running():

@@ -209,6 +209,8 @@ CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE["compliance-expire-kyc"] = {"task": "compliance.expire_kyc", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["compliance-prune-request-state"] = {"task": "compliance.prune_request_state",
                                                          "schedule": 3600.0}
+# ledger: seal what a writer killed between its commit and its seal left in the journal (ledger/sql/seal.sql).
+CELERY_BEAT_SCHEDULE["ledger-seal"] = {"task": "ledger.seal", "schedule": 5.0}
 # mint_redeem: orders at the open, fills, settlement and minting advance without anyone clicking.
 CELERY_BEAT_SCHEDULE["mint-redeem-advance-due"] = {"task": "mint_redeem.advance_due", "schedule": 15.0}
 CELERY_BEAT_SCHEDULE["mint-redeem-retry-webhooks"] = {"task": "mint_redeem.retry_webhooks", "schedule": 60.0}

@@ -544,9 +544,7 @@ def statement_import(*, content: bytes, format: str, actor: str, file_name: str 
                   "as_of": parsed.as_of.isoformat(), "format": format, "sha256": digest,
                   "holdings": {security.ticker: quantity for security, quantity in sorted(
                       holdings.items(), key=lambda item: item[0].ticker)}})], actor=actor)
-    # Noted after commit so the append stays the transaction's last write (it holds the log's lock).
-    Statement.objects.filter(pk=statement.pk).update(ledger_position=result.last_position)
-    statement.ledger_position = result.last_position
+    _note_position(Statement, statement, result)
     return StatementImportResult(statement=statement, created=True)
 
 
@@ -676,9 +674,22 @@ def reconciliation_run(*, actor: str, custodians: Sequence[Custodian] | None = N
             "breaks_cleared": run.breaks_cleared, "open_breaks": open_count}))
         run.save(update_fields=["pairs_checked", "breaks_opened", "breaks_cleared"])
         result = _append(events, actor=actor)
-    ReconciliationRun.objects.filter(pk=run.pk).update(ledger_position=result.last_position)
-    run.ledger_position = result.last_position
+    _note_position(ReconciliationRun, run, result)
     return run
+
+
+def _note_position(model, obj, result) -> None:
+    """Record where the command's events landed in the log. Noted after the append's transaction, so the
+    append stays its last write (it may hold the sealing lock); when the append was journalled inside a
+    caller's transaction too, its position exists only once that commits and it is sealed (on commit)."""
+    def note() -> None:
+        obj.ledger_position = result.last_position
+        model.objects.filter(pk=obj.pk).update(ledger_position=obj.ledger_position)
+
+    if result.sealed:
+        note()
+    else:
+        transaction.on_commit(note)
 
 
 def _compare(custodians: list[Custodian]) -> list[_Comparison]:

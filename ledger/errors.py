@@ -41,6 +41,13 @@ class LogImmutable(LedgerError):
     code = "ledger_append_only"
 
 
+class NotYetSealed(LedgerError):
+    """The append was journalled and its transaction has not committed: its position and hash are
+    assigned by the sealer after the commit (ledger/sql/seal.sql)."""
+
+    code = "ledger_not_yet_sealed"
+
+
 SQLSTATE_ERRORS: dict[str, type[LedgerError]] = {
     "LG001": StreamVersionConflict,
     "LG002": UnbalancedPostings,

@@ -35,11 +35,11 @@ OWNER_ALIAS = "owner"
 # The application reads these and writes them only through ledger_append() (see above).
 APPEND_ONLY_THROUGH_FUNCTION = (
     "ledger_event", "ledger_posting", "ledger_head", "ledger_balance", "ledger_pending", "ledger_stream",
-    "ledger_account",
+    "ledger_account", "ledger_journal",
 )
 # Tables of the ledger the application writes directly (see above).
 APPLICATION_WRITABLE_LEDGER_TABLES: tuple[str, ...] = ()
-APPLICATION_FUNCTIONS = ("ledger_append(jsonb)",)
+APPLICATION_FUNCTIONS = ("ledger_append(jsonb)", "ledger_seal(uuid[])")
 
 
 def owner_database() -> str:

@@ -33,6 +33,7 @@ class Head:
 
 
 def head(*, using: str = "default") -> Head:
+    """The sealed log's head (events committed but still in the journal are a few ms behind it)."""
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT position, hash FROM ledger_head WHERE id = 1")
         position, hash_ = cursor.fetchone()
@@ -70,8 +71,8 @@ def _like_prefix(prefix: str) -> str:
 def position_at(*, instant: datetime, using: str = "default") -> int:
     """The last position recorded at or before `instant` (0 before the first event).
 
-    Positions are assigned and timestamped under the append lock, so recorded_at never decreases
-    along the log and this is a single index probe.
+    Positions are assigned and timestamped together under the sealing lock (recorded_at is the seal's
+    instant), so recorded_at never decreases along the log and this is a single index probe.
     """
     with connections[using].cursor() as cursor:
         cursor.execute(
@@ -119,7 +120,8 @@ def read_stream(*, stream: str, using: str = "default") -> list[RecordedEvent]:
 
 
 def read_log(*, after_position: int = 0, limit: int = 1000, using: str = "default") -> list[RecordedEvent]:
-    """Tail the log: events after `after_position` in commit order. Never skips: see append.sql."""
+    """Tail the log: events after `after_position` in commit order. Never skips: only sealed events are
+    in ledger_event, and each seal commits a gapless run after the previous one (see seal.sql)."""
     with connections[using].cursor() as cursor:
         cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE position > %s ORDER BY position LIMIT %s",  # noqa: S608
                        [after_position, limit])

@@ -9,13 +9,22 @@ deduplicates requests (compliance.idempotency), the ledger records which request
 
 Several events on several streams go in one call and one transaction. `expected` maps a stream to
 the version the caller last saw (0 for a new stream); a stream left out is appended to at whatever
-version it has (its row lock serialises writers). Call `append` last in a command's transaction:
-from the moment its SQL runs until commit, it holds the short global lock that keeps positions in
-commit order.
+version it has (its row lock serialises writers). Projections (balances, pending transfers, stream
+versions) change in the caller's transaction, whatever happens next.
 
-After the transaction commits, each append logs the new head (logger `ledger.head`: position and
-hash), so the chain's tip is recorded outside the database as it grows: a rewrite of the database
-would have to match every head already in the logs.
+Positions and hashes are sealed in commit order (ledger/sql/seal.sql). When no other transaction is
+sealing, the append seals its own events at once: the result carries their positions and hashes
+inside the transaction, and the sealing lock is held until commit (call `append` last in a command's
+transaction, see config.transactions.last). When another transaction holds that lock, the events are
+journalled instead and the transaction commits without waiting; right after the commit `append` (or,
+inside a caller's transaction, its on-commit hook) calls ledger_seal(), which seals them a few
+milliseconds later and fills in the result. Until then `result.events[i].position` is None and
+`result.last_position` raises NotYetSealed inside the transaction; read after the commit, it is
+always known. Readers of the log only ever see the sealed prefix.
+
+After the transaction commits and its events are sealed, each append logs the new head (logger
+`ledger.head`: position and hash), so the chain's tip is recorded outside the database as it grows:
+a rewrite of the database would have to match every head already in the logs.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from django.db import DatabaseError, connections, transaction
@@ -35,6 +44,8 @@ from ledger import accounts, canonical, events
 from ledger.errors import (
     SQLSTATE_ERRORS,
     InvalidEventData,
+    LedgerError,
+    NotYetSealed,
     PendingTransferNotOpen,
     UnbalancedPostings,
 )
@@ -53,7 +64,7 @@ class NewEvent:
 
 @dataclass(frozen=True)
 class RecordedEvent:
-    position: int
+    position: int | None  # None until sealed (see the module docstring)
     event_id: str
     stream: str
     version: int
@@ -61,17 +72,43 @@ class RecordedEvent:
     schema_version: int
     data: dict
     metadata: dict
-    recorded_at: datetime
-    hash: bytes
+    recorded_at: datetime | None
+    hash: bytes | None
 
 
-@dataclass(frozen=True)
+# False only to measure the always-journal alternative (bench/ledger_append.py --seal-at-append off).
+SEAL_AT_APPEND = True
+
+
+@dataclass
 class AppendResult:
     events: list[RecordedEvent]
+    using: str = field(default="default", repr=False)
+
+    @property
+    def sealed(self) -> bool:
+        return self.events[-1].position is not None
 
     @property
     def last_position(self) -> int:
+        self.seal()
         return self.events[-1].position
+
+    def seal(self) -> None:
+        """Make sure the events are sealed and fill in their positions, recorded_at and hashes. After
+        the commit this waits at most for the sealer in progress; inside the transaction that journalled
+        them it cannot (they are not committed), and raises NotYetSealed."""
+        if self.sealed:
+            return
+        if connections[self.using].in_atomic_block:
+            raise NotYetSealed("the append is sealed once its transaction commits; read its position after that")
+        with connections[self.using].cursor() as cursor:
+            cursor.execute("SELECT * FROM ledger_seal(%s::uuid[])", [[event.event_id for event in self.events]])
+            sealed = {str(row[0]): row for row in cursor.fetchall()}
+        if len(sealed) != len(self.events):
+            raise LedgerError("the append's events are not in the log: was its transaction rolled back?")
+        self.events[:] = [replace(event, position=sealed[event.event_id][1], hash=bytes(sealed[event.event_id][3]),
+                                  recorded_at=sealed[event.event_id][4]) for event in self.events]
 
 
 def append(
@@ -136,6 +173,7 @@ def append(
             "pending": pending_ops,
             "events": batch_events,
             "metadata": metadata,
+            "seal": SEAL_AT_APPEND,
         }
         try:
             cursor.execute("SELECT * FROM ledger_append(%s::jsonb)", [json.dumps(batch, separators=(",", ":"))])
@@ -146,15 +184,31 @@ def append(
         recorded = [
             RecordedEvent(position=row[0], event_id=ev["event_id"], stream=ev["stream"], version=row[1],
                           type=ev["type"], schema_version=ev["schema_version"], data=ev["data"],
-                          metadata=metadata, recorded_at=row[3], hash=bytes(row[2]))
+                          metadata=metadata, recorded_at=row[3], hash=None if row[2] is None else bytes(row[2]))
             for row, ev in zip(rows, batch_events, strict=True)
         ]
+    result = AppendResult(events=recorded, using=using)
+    # Runs at once when the statement autocommitted; never if the caller's transaction rolls back. A
+    # journalled append is sealed here, right after its commit (robust: the command has committed
+    # whatever happens; a failed seal leaves the events to the next sealer and `result.seal()`).
+    transaction.on_commit(lambda: _after_commit(result), using=using, robust=True)
+    return result
+
+
+def _after_commit(result: AppendResult) -> None:
+    result.seal()
     if head_log.isEnabledFor(logging.INFO):
-        # Runs at once when the statement autocommitted; never if the caller's transaction rolls back.
-        head = recorded[-1]
-        transaction.on_commit(lambda: head_log.info("ledger head", extra={"position": head.position,
-                                                                         "hash": head.hash.hex()}), using=using)
-    return AppendResult(events=recorded)
+        head = result.events[-1]
+        head_log.info("ledger head", extra={"position": head.position, "hash": head.hash.hex()})
+
+
+def seal_journal(*, using: str = "default") -> int:
+    """Seal every committed journalled event now (waiting for a sealer in progress); returns the head
+    position. Appends seal themselves right after commit; this is for a writer that died in between."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM ledger_seal('{}'::uuid[])")
+        cursor.execute("SELECT position FROM ledger_head WHERE id = 1")
+        return cursor.fetchone()[0]
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,17 @@
 --      only while it is still pending, so of two racing resolves the second is refused);
 --   4. updates balances (one upsert per account and asset, row locks taken in a fixed order, so
 --      writers never deadlock) and refuses to let a non-negative account go below zero;
---   5. only then takes the global append lock, assigns positions, chains hashes, inserts events
---      and postings and moves the head. The lock is held until commit, so positions become
---      visible in commit order with no gaps, while steps 1-4 of other writers run in parallel.
+--   5. then either seals at once or journals (ledger/sql/seal.sql). When the sealing lock is free
+--      (pg_try_advisory_xact_lock, no waiting) it seals: the committed journal first, then this
+--      batch, positions and hashes assigned now and the lock held to commit, as with one writer it
+--      always was. When another transaction holds it, the batch goes to ledger_journal with no
+--      position and this transaction commits without waiting for anyone: ledger_seal(), which
+--      append() calls right after the commit, gives the positions a few milliseconds later.
+--
+-- Projections, stream versions and balance checks are all done by step 4, in this transaction,
+-- whichever way step 5 goes. The journal's sequence number is drawn only after every row lock of
+-- steps 1-4 is held, so two batches that touch a common stream, account or pending transfer are
+-- journalled, and sealed, in the order they committed.
 --
 -- Errors use SQLSTATE class LG so the Python side can map them to precise exceptions:
 --   LG001 stream version conflict   LG002 unbalanced postings   LG003 balance constraint
@@ -27,8 +35,6 @@ RETURNS TABLE(out_position bigint, out_version integer, out_hash bytea, out_reco
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $fn$
 DECLARE
     s jsonb;
-    e jsonb;
-    l jsonb;
     o jsonb;
     v_count integer;
     v_expected integer;
@@ -36,26 +42,13 @@ DECLARE
     v_bases jsonb := '{}'::jsonb;
     v_accounts jsonb;
     v_bad record;
-    v_head_pos bigint;
-    v_hash bytea;
-    v_ts timestamptz;
-    v_ts_text text;
-    v_event_index integer := 0;
     v_violation text;
-    v_version integer;
-    v_versions integer[] := '{}';
-    a_event integer[] := '{}';
-    a_line integer[] := '{}';
-    a_account bigint[] := '{}';
-    a_asset text[] := '{}';
-    a_posted numeric[] := '{}';
-    a_pin numeric[] := '{}';
-    a_pout numeric[] := '{}';
-    a_pending text[] := '{}';
-    a_posted_after numeric[] := '{}';
-    a_pin_after numeric[] := '{}';
-    a_pout_after numeric[] := '{}';
+    v_lines jsonb;
+    v_own jsonb;
 BEGIN
+    -- Shared with every other writer; `ledger rebuild` takes it exclusively to freeze the projections.
+    PERFORM pg_advisory_xact_lock_shared(7295317);
+
     -- 1. stream versions (streams arrive sorted by id: a fixed lock order)
     FOR s IN SELECT value FROM jsonb_array_elements(p->'streams') LOOP
         v_count := (s->>'count')::integer;
@@ -179,55 +172,37 @@ BEGIN
         JOIN ledger_account a ON a.id = l.acc
         WINDOW w AS (PARTITION BY l.acc, l.asset ORDER BY l.ev_idx, l.line_no)
     )
-    SELECT array_agg(ev_idx ORDER BY ev_idx, line_no), array_agg(line_no ORDER BY ev_idx, line_no),
-           array_agg(acc ORDER BY ev_idx, line_no), array_agg(asset ORDER BY ev_idx, line_no),
-           array_agg(posted ORDER BY ev_idx, line_no), array_agg(pin ORDER BY ev_idx, line_no),
-           array_agg(pout ORDER BY ev_idx, line_no), array_agg(pend ORDER BY ev_idx, line_no),
-           array_agg(posted_after ORDER BY ev_idx, line_no), array_agg(pin_after ORDER BY ev_idx, line_no),
-           array_agg(pout_after ORDER BY ev_idx, line_no),
-           min(CASE WHEN violates THEN path || ' ' || asset END)
-    INTO a_event, a_line, a_account, a_asset, a_posted, a_pin, a_pout, a_pending, a_posted_after, a_pin_after,
-         a_pout_after, v_violation
-    FROM detailed;
+    SELECT jsonb_object_agg(x.ev_idx::text, x.lines), min(x.violation) INTO v_lines, v_violation
+    FROM (SELECT ev_idx, min(CASE WHEN violates THEN path || ' ' || asset END) AS violation,
+                 jsonb_agg(jsonb_build_array(line_no, acc, asset, posted, pin, pout, pend, posted_after, pin_after,
+                                             pout_after) ORDER BY line_no) AS lines
+          FROM detailed GROUP BY ev_idx) x;
     IF v_violation IS NOT NULL THEN
         RAISE EXCEPTION 'account % would go negative', v_violation
             USING ERRCODE = 'LG003', DETAIL = split_part(v_violation, ' ', 1);
     END IF;
 
-    -- 6. the short global section: positions, hash chain, inserts, head. Held until commit.
-    PERFORM pg_advisory_xact_lock(7295316);
-    SELECT h.position, h.hash INTO v_head_pos, v_hash FROM ledger_head h WHERE h.id = 1;
-    v_ts := clock_timestamp();
-    v_ts_text := to_char(v_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"');
-    v_event_index := 0;
-    FOR e IN SELECT value FROM jsonb_array_elements(p->'events') LOOP
-        v_version := (v_bases->>(e->>'stream'))::integer + (e->>'ordinal')::integer;
-        v_head_pos := v_head_pos + 1;
-        v_hash := sha256(v_hash || convert_to(
-            '{"event":' || (e->>'body') || ',"position":' || v_head_pos || ',"recorded_at":"' || v_ts_text
-            || '","version":' || v_version || '}', 'UTF8'));
-        INSERT INTO ledger_event(position, event_id, stream_id, stream_version, event_type, schema_version,
-                                 data, metadata, recorded_at, hash)
-        VALUES (v_head_pos, (e->>'event_id')::uuid, e->>'stream', v_version, e->>'type',
-                (e->>'schema_version')::smallint, e->'data', p->'metadata', v_ts, v_hash);
-        out_position := v_head_pos;
-        out_version := v_version;
-        out_hash := v_hash;
-        out_recorded_at := v_ts;
-        RETURN NEXT;
-        v_event_index := v_event_index + 1;
-    END LOOP;
+    -- 5. seal now, or journal (see the header)
+    SELECT jsonb_agg(jsonb_build_object(
+               'event_id', ev.value->'event_id', 'stream', ev.value->'stream',
+               'version', (v_bases->>(ev.value->>'stream'))::integer + (ev.value->>'ordinal')::integer,
+               'type', ev.value->'type', 'schema_version', ev.value->'schema_version', 'data', ev.value->'data',
+               'metadata', p->'metadata', 'body', ev.value->'body',
+               'lines', coalesce(v_lines->((ev.ordinality - 1)::text), '[]'::jsonb)) ORDER BY ev.ordinality)
+    INTO v_own
+    FROM jsonb_array_elements(p->'events') WITH ORDINALITY AS ev(value, ordinality);
 
-    IF a_event IS NOT NULL THEN
-    INSERT INTO ledger_posting(position, line_no, account_id, asset, posted_delta, pending_in_delta,
-                               pending_out_delta, pending_id, posted_after, pending_in_after, pending_out_after)
-    SELECT v_head_pos - v_event_index + 1 + u.ev, u.ln, u.acc, u.asset, u.posted, u.pin, u.pout, u.pend,
-           u.posted_after, u.pin_after, u.pout_after
-    FROM unnest(a_event, a_line, a_account, a_asset, a_posted, a_pin, a_pout, a_pending,
-                a_posted_after, a_pin_after, a_pout_after)
-         AS u(ev, ln, acc, asset, posted, pin, pout, pend, posted_after, pin_after, pout_after);
+    IF coalesce((p->>'seal')::boolean, true) AND pg_try_advisory_xact_lock(7295316) THEN
+        RETURN QUERY SELECT sl.out_position, sl.out_version, sl.out_hash, sl.out_recorded_at
+                     FROM ledger_seal_locked(v_own) sl;
+    ELSE
+        INSERT INTO ledger_journal(event_id, stream_id, stream_version, event_type, schema_version, data, metadata,
+                                   body, lines)
+        SELECT (j->>'event_id')::uuid, j->>'stream', (j->>'version')::integer, j->>'type',
+               (j->>'schema_version')::smallint, j->'data', j->'metadata', j->>'body', j->'lines'
+        FROM jsonb_array_elements(v_own) WITH ORDINALITY AS x(j, n) ORDER BY n;
+        RETURN QUERY SELECT NULL::bigint, (j->>'version')::integer, NULL::bytea, NULL::timestamptz
+                     FROM jsonb_array_elements(v_own) WITH ORDINALITY AS x(j, n) ORDER BY n;
     END IF;
-
-    UPDATE ledger_head SET position = v_head_pos, hash = v_hash WHERE id = 1;
 END;
 $fn$;

@@ -61,6 +61,8 @@ RUN_AS_PRINTED = {
                                 "test_rebuild_check_exits_non_zero_on_a_tampered_projection_and_changes_nothing",
     "manage.py ledger export": "tests/ledger/test_commands_as_run.py::"
                                "test_export_writes_a_log_an_auditor_can_rehash_with_nothing_else",
+    "manage.py ledger seal": "tests/ledger/test_crash.py::"
+                             "test_writers_killed_mid_append_and_a_database_crash_leave_no_gap_no_duplicate",
     "manage.py custody_import_statement": "tests/custody/test_commands_as_run.py::"
                                           "test_a_statement_is_imported_once_and_reconciled_into_a_break",
     "manage.py custody_reconcile": "tests/custody/test_commands_as_run.py::"

@@ -1,10 +1,10 @@
-"""manage.py ledger verify | rebuild [--check] | export [--output FILE]"""
+"""manage.py ledger verify | rebuild [--check] | export [--output FILE] | seal"""
 
 
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ledger import integrity, roles
+from ledger import integrity, roles, services
 
 
 class Command(BaseCommand):
@@ -16,6 +16,7 @@ class Command(BaseCommand):
         verify.add_argument("--skip-projections", action="store_true", help="skip replaying app read models")
         rebuild = sub.add_parser("rebuild", help="replay the log into fresh projections (as the owner role)")
         rebuild.add_argument("--check", action="store_true", help="compare with the stored projections; change nothing")
+        sub.add_parser("seal", help="seal journalled events now (a writer died between commit and seal)")
         export = sub.add_parser("export", help="write the log as JSON Lines")
         export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
 
@@ -40,6 +41,8 @@ class Command(BaseCommand):
                                    returncode=1)
             verb = "matched" if options["check"] else "rebuilt"
             self.stdout.write(f"ledger rebuild {verb}: {result.events} events in {result.seconds:.2f} s")
+        elif action == "seal":
+            self.stdout.write(f"ledger sealed: head at position {services.seal_journal()}")
         elif action == "export":
             if options["output"] == "-":
                 count = integrity.export_jsonl(self.stdout)
