@@ -79,16 +79,30 @@ class LedgerSnapshot:
     in_flight: list[ChainOp]
 
 
-def ledger_snapshot(*, chain_name: str, product_id: int) -> LedgerSnapshot:
+def ledger_snapshot(*, chain_name: str, product_id: int, attempts: int = 5) -> LedgerSnapshot | None:
     """The ledger head and the operations in flight at it, from one database snapshot (REPEATABLE
     READ): a confirmation commits its ledger event and its operation's status together, so each
-    operation is either on the ledger at `position` or in `in_flight`, never both or neither."""
+    operation is either on the ledger at `position` or in `in_flight`, never both or neither. That holds
+    only when every committed event is sealed, so the head covers them all: a confirmation journalled
+    behind another writer's seal has its status committed but its event not yet at the head (it would
+    show as an unexplained difference). So the journal is sealed first and the snapshot taken only if it
+    finds none waiting; after `attempts` tries (writers keep journalling) None: skip this reading."""
+    from ledger.selectors import journal_pending
+    from ledger.services import seal_journal
+
     own_transaction = not connection.in_atomic_block  # else the caller's transaction is the snapshot
-    with transaction.atomic():
+    for _ in range(attempts if own_transaction else 1):
         if own_transaction:
-            connection.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        return LedgerSnapshot(position=head().position,
-                              in_flight=outbox().in_flight(chain=chain_name, product_id=product_id))
+            seal_journal()
+        with transaction.atomic():
+            if own_transaction:
+                connection.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            if journal_pending():
+                continue
+            return LedgerSnapshot(position=head().position,
+                                  in_flight=outbox().in_flight(chain=chain_name, product_id=product_id))
+    logger.info("%s: the journal kept events unsealed; supply of product %s read next time", chain_name, product_id)
+    return None
 
 
 def in_flight_landed(*, chain: EvmChain, token: str, operations: list[ChainOp], block: int | str) -> int:
@@ -116,6 +130,8 @@ def supply_observe(*, chain_name: str) -> list[SupplyObservation]:
     recorded = []
     for deployment in ChainDeployment.objects.filter(chain=chain_name).exclude(address="").select_related("product"):
         snapshot = ledger_snapshot(chain_name=chain_name, product_id=deployment.product_id)
+        if snapshot is None:
+            continue
         block = chain.head() - chain.config.confirmations
         block_hash = chain.block_hash(block) if block >= 0 else None
         if block_hash is None or (deployment.deployed_block is not None and block < deployment.deployed_block):

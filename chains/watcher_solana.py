@@ -63,6 +63,8 @@ def supply_observe(*, chain_name: str) -> list[SupplyObservation]:
         if not chain.account_exists(deployment.address):
             continue
         snapshot = ledger_snapshot(chain_name=chain_name, product_id=deployment.product_id)
+        if snapshot is None:
+            continue
         supply, slot = chain.supply(deployment.address)
         # After the supply: a transaction that landed at or before its slot is in it, a later one is not.
         statuses = chain.statuses(sorted({op.tx_hash for op in snapshot.in_flight if op.tx_hash}))

@@ -22,6 +22,7 @@ from config.api import DomainError
 from custody import attestation_keys
 from custody.ledger_reads import balances_as_of_by_prefix
 from custody.models import Attestation, supply_stream
+from custody.services import ledger_position_note
 from ledger import attestation, canonical
 from ledger.selectors import head, last_event_of_streams, read_events_of_types, read_log, stream_version
 from ledger.services import NewEvent, append
@@ -88,6 +89,7 @@ def attestation_issue(*, actor: str, only_if_changed: bool = False) -> Attestati
         result = append(events=[NewEvent(stream=STREAM, type="custody.attestation_issued", data={
             "attestation_id": attestation_id, "public_key": public_key, "document": document})],
             expected={STREAM: expected}, actor=actor)
-        Attestation.objects.filter(pk=row.pk).update(ledger_position=result.last_position)
-        row.ledger_position = result.last_position
+    # Where the attestation's own event landed: known once it is sealed (after the commit when the append
+    # was journalled behind another writer's seal).
+    ledger_position_note(Attestation, row, result)
     return row

@@ -544,7 +544,7 @@ def statement_import(*, content: bytes, format: str, actor: str, file_name: str 
                   "as_of": parsed.as_of.isoformat(), "format": format, "sha256": digest,
                   "holdings": {security.ticker: quantity for security, quantity in sorted(
                       holdings.items(), key=lambda item: item[0].ticker)}})], actor=actor)
-    _note_position(Statement, statement, result)
+    ledger_position_note(Statement, statement, result)
     return StatementImportResult(statement=statement, created=True)
 
 
@@ -674,11 +674,11 @@ def reconciliation_run(*, actor: str, custodians: Sequence[Custodian] | None = N
             "breaks_cleared": run.breaks_cleared, "open_breaks": open_count}))
         run.save(update_fields=["pairs_checked", "breaks_opened", "breaks_cleared"])
         result = _append(events, actor=actor)
-    _note_position(ReconciliationRun, run, result)
+    ledger_position_note(ReconciliationRun, run, result)
     return run
 
 
-def _note_position(model, obj, result) -> None:
+def ledger_position_note(model, obj, result) -> None:
     """Record where the command's events landed in the log. Noted after the append's transaction, so the
     append stays its last write (it may hold the sealing lock); when the append was journalled inside a
     caller's transaction too, its position exists only once that commits and it is sealed (on commit)."""

@@ -40,6 +40,15 @@ def head(*, using: str = "default") -> Head:
     return Head(position=position, hash=bytes(hash_))
 
 
+def journal_pending(*, using: str = "default") -> bool:
+    """Whether committed events wait in the journal, unsealed, as this transaction's snapshot sees them:
+    their effects are already in the projections but not yet at `head()`. A reader that pairs the head
+    with projection rows (chains.observers.ledger_snapshot) needs this False to see one consistent point."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT EXISTS (SELECT 1 FROM ledger_journal)")
+        return bool(cursor.fetchone()[0])
+
+
 def balance(*, account: str, asset: str, using: str = "default") -> BalanceFigures:
     with connections[using].cursor() as cursor:
         cursor.execute(
