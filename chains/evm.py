@@ -399,8 +399,8 @@ class EvmChain:
         so there is at most one). A multiplier record's holder is the token and its amount 0, as the
         operation that asked for it records them (its value is the product's multiplier when signed)."""
         contract = self.feed(token) if kind == "reserve" else self.token(token)
-        event = {"mint": contract.events.Minted, "burn": contract.events.BurnedFromVault,
-                 "multiplier": contract.events.MultiplierUpdated, "reserve": contract.events.ReserveSubmitted}[kind]
+        event = getattr(contract.events, {"mint": "Minted", "burn": "BurnedFromVault", "multiplier": "MultiplierUpdated",
+                                          "reserve": "ReserveSubmitted"}[kind])
         logs = event.get_logs(from_block=from_block, to_block="latest", argument_filters={"ref": bytes(ref)})
         if not logs:
             return None

@@ -72,6 +72,9 @@ LEDGER_REFUSALS: dict[type[ledger_errors.LedgerError], tuple[int, str, bool]] = 
     ledger_errors.InvalidEventData: (status.HTTP_422_UNPROCESSABLE_ENTITY, "invalid_event_data", True),
     ledger_errors.UnknownEventType: (status.HTTP_422_UNPROCESSABLE_ENTITY, "unknown_event_type", True),
     ledger_errors.LogImmutable: (status.HTTP_422_UNPROCESSABLE_ENTITY, "ledger_append_only", True),
+    # A position read inside the transaction that journalled it (known a few ms after the commit): the
+    # command did not commit, and the same request sent again finds the sealer free or the seal done.
+    ledger_errors.NotYetSealed: (status.HTTP_409_CONFLICT, "ledger_not_yet_sealed", True),
 }
 # Any LedgerError a newer ledger adds before it gets its own line above.
 _LEDGER_FALLBACK = (status.HTTP_422_UNPROCESSABLE_ENTITY, "ledger_refused", True)
