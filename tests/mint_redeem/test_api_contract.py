@@ -131,13 +131,13 @@ def _node_id_for_schemathesis(request):
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 # Public by design (anyone may check the backing): attestations, their keys, a product's reserves.
-PUBLIC = ("/api/v1/attestations", "/api/v1/products/{symbol}/reserves")
+PUBLIC_PATHS = ("/api/v1/attestations", "/api/v1/products/{symbol}/reserves")
 
 
 @schema.parametrize()
 def test_every_answer_is_one_the_schema_declares(case, live_server, mm, auditor):
     anonymous = case.call_and_validate(base_url=live_server.url, checks=CHECKS, auth=Anonymous())
-    if not case.path.startswith(PUBLIC):
+    if not case.path.startswith(PUBLIC_PATHS):
         assert anonymous.status_code >= 400, f"{case.method} {case.formatted_path} answered a caller with no key"
     staff = case.path.startswith(("/api/v1/compliance/", "/api/v1/staff/"))
     credentials = auditor if staff else mm.credentials
