@@ -26,7 +26,8 @@ from custody.services import supply_observation_record
 
 def redemptions_watch(*, chain_name: str) -> dict:
     chain = solana_chain(chain_name)
-    mints = deployed_tokens(chain_name)
+    # (address, deployed block): the scan follows each redemption account's own history, not blocks.
+    mints = [address for address, _ in deployed_tokens(chain_name)]
     seen = 0
     for mint in mints:
         if chain.account_exists(mint):
