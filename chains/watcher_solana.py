@@ -26,9 +26,8 @@ from custody.services import supply_observation_record
 
 def redemptions_watch(*, chain_name: str) -> dict:
     chain = solana_chain(chain_name)
-    # Solana's scan follows the redemption account's signatures (newest first, back to the last one
-    # recorded), so the deployment slot is not needed as a start.
-    mints = [mint for mint, _deployed_slot in deployed_tokens(chain_name)]
+    # (address, deployed block): the scan follows each redemption account's own history, not blocks.
+    mints = [address for address, _ in deployed_tokens(chain_name)]
     seen = 0
     for mint in mints:
         if chain.account_exists(mint):

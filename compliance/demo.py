@@ -75,7 +75,7 @@ def _sign(key, chain: str, message: str) -> str:
 
 def seed_demo() -> dict:
     """Returns {"market_makers": [{"participant_id", "legal_name", "key_id", "secret", "hmac_key",
-    "signature_alg", "wallets": {chain: address}, "wallet_keys": {evm chain: private key hex}}],
+    "signature_alg", "wallets": {chain: address}, "wallet_keys": {chain: private key}}],
     "flagged_applicant": legal name}."""
     refuse_in_production("compliance demo seeding")
     ops = _staff("demo-operations", roles.OPERATIONS)
@@ -145,8 +145,9 @@ def _seed_market_maker(spec: dict, *, ops, officer) -> dict:
             services.wallet_verify(wallet=wallet, signature=_sign(wkey, chain, challenge.message),
                                    actor=f"participant:{participant.id}")
         wallets[chain] = address
-        if chain in EVM_CHAINS:  # the market maker's own key: examples/mm_client.py redeems with it
-            wallet_keys[chain] = "0x" + bytes(wkey.key).hex()
+        # The market maker's own key: examples/mm_client.py redeems with it (hex on EVM chains; on
+        # Solana the keypair's base58, as wallets export it).
+        wallet_keys[chain] = "0x" + bytes(wkey.key).hex() if chain in EVM_CHAINS else str(wkey)
     return {"participant_id": participant.id, "legal_name": participant.legal_name, "key_id": key.key_id,
             "secret": secret, "hmac_key": base64.urlsafe_b64encode(hmac_raw).decode().rstrip("="),
             "signature_alg": key.signature_alg, "wallets": wallets, "wallet_keys": wallet_keys}

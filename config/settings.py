@@ -275,7 +275,7 @@ def _evm_chain(name: str) -> dict:
 EVM_CHAINS = {name: _evm_chain(name) for name in env_list("EVM_CHAINS", "ethereum,arbitrum,base")}
 # The chains `make run`'s demo deploys every product on (mint_redeem.demo); each must be a configured
 # chain with a deployer in mint_redeem.demo.DEPLOYERS.
-DEMO_CHAINS = env_list("DEMO_CHAINS", "ethereum,base")
+DEMO_CHAINS = env_list("DEMO_CHAINS", "ethereum,base,solana")
 # Where the demo writes its market makers' API credentials (mode 0600; examples/mm_client.py reads it).
 DEMO_CREDENTIALS_FILE = Path(os.environ.get("DEMO_CREDENTIALS_FILE", str(BASE_DIR / ".data" / "demo-credentials.json")))
 

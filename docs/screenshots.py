@@ -42,6 +42,9 @@ PAGES = [
     Page("admin-mint-requests.png", "/admin/mint_redeem/mintrequest/", True, "#result_list", width=1840),
     Page("admin-products.png", "/admin/custody/tokenproduct/", True, "#result_list", width=1840),
     Page("swagger.png", "/api/docs/", False, ".opblock-tag-section", until=".opblock-tag-section .opblock"),
+    # The public transparency pages (they show the latest signed attestation: one must have been issued).
+    Page("transparency.png", "/transparency/", False, "#latest", width=1280),
+    Page("transparency-product.png", "/transparency/AAPLx/", False, "#latest", width=720),
 ]
 
 

@@ -17,9 +17,12 @@ new signature): the server runs it at most once and returns the first answer to 
 
 `redeem` asks for the redemption, then hands the tokens over on chain itself: on an EVM chain it calls
 `redeem(amount, ref)` on the token from the wallet (web3 and eth-account), as the answer's
-`redeem_on_chain` says, so the tokens reach the issuer's vault with the request's reference. The wallet
-key comes from --key-file, or the credentials file's `wallet_keys` (the demo's); the chain's JSON-RPC URL
-from --rpc CHAIN=URL, env MM_RPC_<CHAIN>, or the local demo chain (.data/anvil/development-<chain>.ipc).
+`redeem_on_chain` says, so the tokens reach the issuer's vault with the request's reference; on Solana
+it sends one transaction with a Token-2022 `transfer_checked` to the redemption token account and a
+Memo carrying the reference (the `solana` client). The wallet key (hex on EVM chains; a base58 keypair
+or solana-keygen's JSON on Solana) comes from --key-file, or the credentials file's `wallet_keys` (the
+demo's); the chain's RPC URL from --rpc CHAIN=URL, env MM_RPC_<CHAIN>, or the local demo chain
+(.data/anvil/development-<chain>.ipc, .data/solana/development.port).
 
 Reads the credentials `make run` wrote to .data/demo-credentials.json (or --credentials FILE);
 BASE_URL defaults to http://127.0.0.1:8000.
@@ -190,6 +193,9 @@ def rpc_url(chain: str, overrides: dict[str, str]) -> str:
     local = ROOT / ".data" / "anvil" / f"development-{chain}.ipc"  # the chain `make run` starts
     if local.exists():
         return str(local)
+    port = ROOT / ".data" / "solana" / "development.port"  # `make run`'s local Solana RPC
+    if chain == "solana" and port.exists():
+        return f"http://127.0.0.1:{port.read_text().strip()}"
     raise SystemExit(f"no JSON-RPC URL for {chain}: pass --rpc {chain}=URL or set MM_RPC_{chain.upper()}")
 
 
@@ -216,23 +222,71 @@ def evm_redeem(*, url: str, key: str, instructions: dict) -> str:
     return "0x" + tx_hash.hex().removeprefix("0x")
 
 
-class _SolanaHook:
-    """Where Solana plugs in (the `solana` client): sign a wallet challenge with the Ed25519 key, and
-    hand tokens over with a Token-2022 transfer to the redemption address carrying the reference as a
-    memo. Wired when the Solana adapter lands; until then the client says so instead of guessing."""
+class _Solana:
+    """Solana with the `solana` client (solders, spl): the wallet key is an Ed25519 keypair, as the
+    Solana CLI and wallets export it (base58 of its 64 bytes, or the CLI's JSON array of them)."""
+
+    def keypair(self, key: str):
+        from solders.keypair import Keypair
+
+        key = key.strip()
+        if key.startswith("["):  # solana-keygen's id.json
+            return Keypair.from_bytes(bytes(json.loads(key)))
+        return Keypair.from_base58_string(key)
 
     def address(self, key: str) -> str:
-        raise SystemExit("Solana wallets are not wired in this client yet")
+        return str(self.keypair(key).pubkey())
 
     def sign_challenge(self, key: str, message: str) -> str:
-        raise SystemExit("Solana wallet proofs are not wired in this client yet")
+        """An Ed25519 signature of the challenge's UTF-8 bytes, base58 (as `signMessage` wallets give it)."""
+        return str(self.keypair(key).sign_message(message.encode("utf-8")))
 
     def redeem(self, *, url: str, key: str, redemption: dict) -> str:
-        raise SystemExit("Solana redemptions are not wired in this client yet: send the tokens to "
-                         f"{redemption['redemption_address']} with memo {redemption['id']}")
+        """One transaction from the wallet: Token-2022 `transfer_checked` of the amount from the wallet's
+        associated token account to the redemption token account (`destination`), and a Memo carrying
+        the request's reference, as the answer's `redeem_on_chain` says. Returns the signature once
+        confirmed."""
+        import asyncio
+
+        return asyncio.run(self._redeem(url=url, key=key, instructions=redemption["redeem_on_chain"]))
+
+    async def _redeem(self, *, url: str, key: str, instructions: dict) -> str:
+        from solana.rpc.async_api import AsyncClient
+        from solana.rpc.commitment import Confirmed
+        from solana.rpc.models import TxOpts
+        from solders.message import Message
+        from solders.pubkey import Pubkey
+        from solders.transaction import Transaction
+        from spl.memo.constants import MEMO_PROGRAM_ID
+        from spl.memo.instructions import create_memo
+        from spl.memo.models import MemoParams
+        from spl.token.constants import TOKEN_2022_PROGRAM_ID
+        from spl.token.instructions import get_associated_token_address, transfer_checked
+        from spl.token.models import TransferCheckedParams
+
+        wallet = self.keypair(key)
+        owner, mint = wallet.pubkey(), Pubkey.from_string(instructions["mint"])
+        async with AsyncClient(url, commitment=Confirmed) as client:
+            if (await client.get_balance(owner)).value == 0:
+                # No SOL for the fee: the local demo RPC (and devnet) airdrop some; mainnet refuses, and says so.
+                await client.confirm_transaction((await client.request_airdrop(owner, 10**9)).value, Confirmed)
+            transfer = transfer_checked(TransferCheckedParams(
+                program_id=TOKEN_2022_PROGRAM_ID, source=get_associated_token_address(owner, mint, TOKEN_2022_PROGRAM_ID),
+                mint=mint, dest=Pubkey.from_string(instructions["destination"]), owner=owner,
+                amount=int(instructions["amount"]), decimals=int(instructions["decimals"])))
+            memo = create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=owner,
+                                          message=instructions["memo"].encode("utf-8")))
+            blockhash = (await client.get_latest_blockhash(Confirmed)).value.blockhash
+            tx = Transaction([wallet], Message([transfer, memo], owner), blockhash)
+            signature = (await client.send_raw_transaction(bytes(tx), TxOpts(preflight_commitment=Confirmed))).value
+            await client.confirm_transaction(signature, Confirmed)
+            status = (await client.get_signature_statuses([signature])).value[0]
+        if status is None or status.err is not None:
+            raise SystemExit(f"the transfer failed: {signature} ({status.err if status else 'not found'})")
+        return str(signature)
 
 
-SOLANA = _SolanaHook()
+SOLANA = _Solana()
 
 
 # --- commands ------------------------------------------------------------------------------------
@@ -331,8 +385,9 @@ def _run(options, client: Client, creds: dict, rpc: dict, key_arg: dict) -> int:
                 tx_hash = evm_redeem(url=url, key=key, instructions=body["redeem_on_chain"])
             else:
                 tx_hash = SOLANA.redeem(url=url, key=key, redemption=body)
-            print(f"tokens sent to {body['redemption_address']} with reference {body['redeem_on_chain']['ref']}: "
-                  f"{tx_hash}")
+            instructions = body["redeem_on_chain"]
+            print(f"tokens sent to {body['redemption_address']} with reference "
+                  f"{instructions.get('ref') or instructions['memo']}: {tx_hash}")
         if options.wait:
             final = follow(client, kind, body["id"], until=options.wait, timeout_s=options.timeout)
             return 0 if final["state"] == options.wait else 1

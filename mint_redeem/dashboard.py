@@ -7,10 +7,12 @@ it links to. mint_redeem is the top of the import order, so it may read every ap
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from compliance.models import CaseStatus, ComplianceCase
@@ -62,7 +64,7 @@ class Dashboard:
     open_compliance_cases: list[ComplianceCase]
     open_deposit_cases: int
     products: list[custody_selectors.ProductWithReserves]
-    attestation: object | None
+    attestation: AttestationPanel | None
 
     @property
     def approvals_waiting(self) -> int:
@@ -105,19 +107,37 @@ def stuck_chain_operations(*, older_than: timedelta = CHAIN_OPERATION_STUCK_AFTE
 
 @dataclass(frozen=True)
 class AttestationPanel:
-    """What the dashboard shows of the newest signed reserve attestation."""
+    """What the dashboard shows of the newest signed reserve attestation: its own figures, as signed."""
 
-    as_of: object  # datetime
-    ledger_position: int
-    ledger_hash_hex: str
-    url: str  # where an auditor fetches the signed document
+    attestation_id: str
+    issued_at: object  # datetime
+    head_position: int
+    head_hash_hex: str
+    minimum_coverage: str | None  # the lowest product coverage, as signed (None: nothing outstanding)
+    undercovered: list[str]  # symbols whose coverage is below 1
+    document_url: str  # the signed document, byte for byte
+    transparency_url: str  # the public page showing it
+    admin_url: str  # the attestation in the console
+
+    @property
+    def fully_covered(self) -> bool:
+        return not self.undercovered
 
 
 def latest_attestation() -> AttestationPanel | None:
-    """The newest attestation's panel, or None (then the panel is not shown). The attestations and
-    custody.selectors.attestation_latest() arrive with branch issue14-attest; until that merge there is
-    none to show. On merge, this body maps attestation_latest()'s answer onto AttestationPanel."""
-    return None
+    """The newest attestation's panel (custody.selectors.attestation_latest), or None when none was
+    issued (then the panel is not shown). One query: the figures are read from the stored document."""
+    row = custody_selectors.attestation_latest()
+    if row is None:
+        return None
+    payload = json.loads(row.document)["payload"]
+    return AttestationPanel(
+        attestation_id=row.attestation_id, issued_at=row.issued_at, head_position=row.head_position,
+        head_hash_hex=payload["ledger_head"]["hash"], minimum_coverage=payload["totals"]["minimum_coverage"],
+        undercovered=list(payload["totals"]["undercovered"]),
+        document_url=reverse("v1:attestation-detail", args=[row.attestation_id]),
+        transparency_url=reverse("transparency"),
+        admin_url=reverse("admin:custody_attestation_change", args=[row.pk]))
 
 
 def dashboard() -> Dashboard:

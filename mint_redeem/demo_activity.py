@@ -49,6 +49,8 @@ ACTIVITY = [
     Step("demo-mint-spy-base", "mint", "SPYx", "base", "5.5", "in_kind", "minted"),
     Step("demo-redeem-aapl-eth", "redemption", "AAPLx", "ethereum", "2.5", "in_kind", "shares_delivered"),
     Step("demo-redeem-tsla-base", "redemption", "TSLAx", "base", "1.25", "in_kind", "shares_delivered"),
+    Step("demo-mint-aapl-sol", "mint", "AAPLx", "solana", "8", "in_kind", "minted"),
+    Step("demo-redeem-aapl-sol", "redemption", "AAPLx", "solana", "1.5", "in_kind", "shares_delivered"),
     Step("demo-mint-amzn-eth-cash", "mint", "AMZNx", "ethereum", "3", "cash", "", wire_received=True),  # settles T+1
     Step("demo-mint-crcl-base-cash", "mint", "CRCLx", "base", "12", "cash", ""),  # waits for the wire
 ]
@@ -122,9 +124,17 @@ def _redemption(step: Step, participant, wallet, slug: str, *, ops, approver, pr
 
 
 def _redeem_on_chain(redemption: Redemption, slug: str) -> str:
-    """The market maker's own transfer: `redeem(amount, ref)` from its wallet, unless a `Redeemed` log
-    with this request's reference is already on chain (a run stopped after sending). Returns the hash
-    sent, or "" when it was already there."""
+    """The market maker's own transfer of the tokens, as the request's `redeem_on_chain` says, unless
+    it is already on chain with this request's reference (a run stopped after sending). Returns the
+    hash (signature) sent, or "" when it was already there."""
+    if custody_demo.chain_kind(redemption.chain) == "solana":
+        return _redeem_on_solana(redemption, slug)
+    return _redeem_on_evm(redemption, slug)
+
+
+def _redeem_on_evm(redemption: Redemption, slug: str) -> str:
+    """`redeem(amount, ref)` from the wallet: the contract moves the tokens to the vault and logs
+    `Redeemed` with the reference."""
     from chains.evm import evm_chain, ref_bytes
     from chains.signers import LocalKeySigner
     from mint_redeem.services import redemption_instructions
@@ -144,6 +154,41 @@ def _redeem_on_chain(redemption: Redemption, slug: str) -> str:
     if not evm.wait_for_receipt(signed.tx_hash).succeeded:
         raise DemoStalled(f"{redemption.stream}: redeem reverted ({signed.tx_hash})")
     return signed.tx_hash
+
+
+def _redeem_on_solana(redemption: Redemption, slug: str) -> str:
+    """One transaction from the wallet: Token-2022 `transfer_checked` from its associated token account
+    to the redemption token account, and a Memo carrying the request's reference (what the watcher
+    matches). Skipped when a transfer into that account already carries the reference."""
+    from solders.message import Message
+    from solders.pubkey import Pubkey
+    from solders.transaction import Transaction
+    from spl.token.constants import TOKEN_2022_PROGRAM_ID
+    from spl.token.instructions import transfer_checked
+    from spl.token.models import TransferCheckedParams
+
+    from chains.solana import solana_chain
+    from mint_redeem.services import redemption_instructions
+
+    chain = solana_chain(redemption.chain)
+    instructions = redemption_instructions(redemption)
+    if chain.account_exists(instructions["destination"]) and any(
+            instructions["memo"] in transfer.memos for transfer in chain.transfers_into(instructions["destination"])):
+        return ""
+    key = compliance_demo.wallet_key(slug, redemption.chain)
+    chain.fund(key.pubkey(), lamports=10**9)  # fees, on the local RPC only (refused in production above)
+    mint = Pubkey.from_string(instructions["mint"])
+    transfer = transfer_checked(TransferCheckedParams(
+        program_id=TOKEN_2022_PROGRAM_ID, source=chain.ata(key.pubkey(), mint), mint=mint,
+        dest=Pubkey.from_string(instructions["destination"]), owner=key.pubkey(),
+        amount=int(instructions["amount"]), decimals=instructions["decimals"]))
+    blockhash, _ = chain.latest_blockhash()
+    tx = Transaction([key], Message([transfer, chain.memo(instructions["memo"], signer=key.pubkey())], key.pubkey()),
+                     blockhash)
+    signature = chain.send(bytes(tx))
+    if chain.wait(signature).failed:
+        raise DemoStalled(f"{redemption.stream}: the transfer failed ({signature})")
+    return signature
 
 
 def _watch(chain: str) -> None:

@@ -12,7 +12,7 @@ def test_seed_demo_is_idempotent(db):
     assert TokenProduct.objects.filter(symbol__in=[f"{t}x" for t in tickers]).count() == 6
     # On every demo chain (settings.DEMO_CHAINS), with the decimals of its kind of chain.
     assert set(ChainDeployment.objects.filter(product__symbol="AAPLx").values_list("chain", "decimals")) == {
-        ("ethereum", 18), ("base", 18)}
+        ("ethereum", 18), ("base", 18), ("solana", 9)}
     assert Broker.objects.get(code="sim").sim_prices.count() == Security.objects.count()
     assert all(row.reserves.coverage is None for row in products_with_reserves())
 

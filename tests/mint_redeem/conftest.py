@@ -145,3 +145,23 @@ def holder_of(mm):
     evm = evm_chain("ethereum")
     evm.w3.provider.make_request("anvil_setBalance", [key.address, hex(10**20)])
     return LocalKeySigner(key.key)
+
+
+@pytest.fixture
+def solana_market(market):
+    """The market with AAPLx's Token-2022 mint on the local RPC, its redemption address the vault key."""
+    from chains.services import solana_mint_deploy
+    from chains.signers import solana_signer_for
+    from chains.solana import solana_chain
+
+    chain = solana_chain()
+    mint = solana_mint_deploy(chain=chain, name="Apple tokenized share", symbol="AAPLx", decimals=9)
+    # A deployment's address never changes once set (custody 0007): the placeholder row goes first.
+    ChainDeployment.objects.filter(product=market.product, chain="solana").delete()
+    ChainDeployment.objects.create(product=market.product, chain="solana", decimals=9, address=mint,
+                                   deployed_block=chain.slot())
+    market.terms.redemption_addresses = {**market.terms.redemption_addresses,
+                                         "solana": str(solana_signer_for("vault").pubkey())}
+    market.terms.save(update_fields=["redemption_addresses"])
+    market.mint = mint
+    return market

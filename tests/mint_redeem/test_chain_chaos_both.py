@@ -27,7 +27,7 @@ from mint_redeem.models import MintRequest, Redemption
 
 from .conftest import holder_of
 from .test_chain_chaos import SWEEPS, killable_worker  # noqa: F401 - the fixture
-from .test_solana_end_to_end import SHARE, solana_market, transfer_with_memo  # noqa: F401 - the fixture
+from .test_solana_end_to_end import SHARE, transfer_with_memo
 
 pytestmark = [pytest.mark.celery]
 

@@ -150,3 +150,56 @@ def test_the_client_retries_with_the_same_idempotency_key(committed, live_server
     assert response.status_code == 201 and response.headers.get("Idempotent-Replayed") == "true"
     assert len(sent) == 2 and sent[0] == sent[1]
     assert MintRequest.objects.count() == 1
+
+
+def test_the_client_proves_a_solana_wallet_and_redeems_with_a_transfer_and_its_memo(
+        committed, celery_worker_process, live_server, solana_market, mm, operations, tmp_path):
+    """The same commands on Solana: the wallet proved with an Ed25519 signature, the redemption's tokens
+    sent by the client itself (transfer_checked to the redemption account + a Memo with the reference),
+    read back from the local Solana RPC."""
+    from solders.keypair import Keypair
+
+    from chains.solana import solana_chain
+    from chains.tasks import watch_redemptions
+    from mint_redeem import services
+    from mint_redeem.models import Redemption
+
+    chain = solana_chain()
+    credentials = tmp_path / "demo-credentials.json"
+    hmac_key = base64.urlsafe_b64encode(mm.credentials.hmac_key).decode().rstrip("=")
+    credentials.write_text(json.dumps({"market_makers": [
+        {"participant_id": mm.participant.pk, "key_id": mm.key_id, "secret": mm.secret, "hmac_key": hmac_key,
+         "wallet_keys": {"solana": str(mm.wallet_keys["solana"])}}]}))  # base58 keypair, as wallets export it
+
+    def client(*args):
+        result = mm_client(*args, credentials=credentials, base_url=live_server.url, timeout_s=180)
+        assert result.returncode == 0, describe(result)
+        return result.stdout
+
+    # A new wallet, registered and proved with its key, given as solana-keygen writes it (a JSON array).
+    new_key = Keypair()
+    key_file = tmp_path / "id.json"
+    key_file.write_text(json.dumps(list(bytes(new_key))))
+    status, body = client("wallet-add", "solana", "--key-file", str(key_file)).split("\n", 1)
+    added = json.loads(body)
+    assert status == "200" and added["verified"] and added["address"] == str(new_key.pubkey())
+
+    status, body = client("mint", "AAPLx", "solana", "4", "in_kind").split("\n", 1)
+    mint = json.loads(body)
+    services.mint_shares_receive(mint=MintRequest.objects.get(pk=mint["id"]), custodian_confirmation="BNY-S9",
+                                 user=operations)
+    followed = client("follow", "mint", str(mint["id"]), "--wait", "minted", "--timeout", "120")
+    assert followed.splitlines()[-1] == f"mint {mint['id']}: minted", followed
+    owner = mm.wallets["solana"].address
+    assert chain.balance(owner, solana_market.mint) == 4 * 10**9
+
+    output = client("redeem", "AAPLx", "solana", "1.5", "in_kind", "--rpc", f"solana={chain.config.rpc_url}")
+    redemption_id = json.loads(output.split("\n", 1)[1].split("\ntokens sent")[0])["id"]
+    signature = output.strip().rsplit(": ", 1)[1]
+    assert f"with reference redemption-{redemption_id}: " in output
+    watch_redemptions.delay("solana")  # what the beat does every few seconds
+    followed = client("follow", "redemption", str(redemption_id), "--wait", "burned", "--timeout", "120")
+    assert followed.splitlines()[-1] == f"redemption {redemption_id}: burned", followed
+    assert Redemption.objects.get(pk=redemption_id).deposit_tx == signature  # the client's own transaction
+    assert chain.balance(owner, solana_market.mint) == 25 * 10**8
+    assert chain.supply(solana_market.mint)[0] == 25 * 10**8  # 1.5 burned from the redemption account

@@ -4,8 +4,10 @@ under the Content-Security-Policy."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -19,10 +21,12 @@ from compliance.models import CaseStatus, ComplianceCase
 from config import quantities
 from config.browser import CHROMEDRIVER, CHROMIUM
 from custody import selectors as custody_selectors
-from custody.models import ReconciliationBreak
+from custody.attestations import attestation_issue
+from custody.models import ChainDeployment, ReconciliationBreak, Security, TokenProduct
+from ledger import selectors as ledger_selectors
 from mint_redeem import dashboard as dash
 from mint_redeem import services
-from mint_redeem.models import ChainOperation, MintRequest
+from mint_redeem.models import ChainOperation, MintRequest, ProductTerms
 from mint_redeem.selectors import stuck_requests
 from tests.compliance import factories as f
 
@@ -94,7 +98,31 @@ def test_every_figure_is_the_selectors_answer(market, mm, api, operations):
     expected = {p.product.symbol: p.reserves.as_dict() for p in custody_selectors.products_with_reserves()}
     assert {p.product.symbol: p.reserves.as_dict() for p in board.products} == expected
     assert board.products[0].minting_paused_by_break  # the break blocks AAPLx
-    assert board.attestation is None  # no attestation exists before the attestation work is merged
+    assert board.attestation is None  # none issued yet: the panel is not shown
+
+    # The attestation panel is the latest signed document's own figures.
+    issued = attestation_issue(actor="test:dashboard")
+    panel = dash.dashboard().attestation
+    payload = json.loads(issued.document)["payload"]
+    assert panel.attestation_id == issued.attestation_id and panel.issued_at == issued.issued_at
+    assert panel.head_position == issued.head_position == payload["ledger_head"]["position"] > 0
+    [attested] = ledger_selectors.read_log(after_position=issued.head_position - 1, limit=1)
+    assert panel.head_hash_hex == payload["ledger_head"]["hash"] == attested.hash.hex()  # the event attested
+    assert panel.minimum_coverage == payload["totals"]["minimum_coverage"]
+    assert panel.undercovered == payload["totals"]["undercovered"]
+    assert panel.fully_covered == (payload["totals"]["undercovered"] == [])
+    assert panel.document_url == f"/api/v1/attestations/{issued.attestation_id}"
+    assert panel.transparency_url == "/transparency/"
+    newer = attestation_issue(actor="test:dashboard")  # the newest one is shown
+    assert dash.dashboard().attestation.attestation_id == newer.attestation_id
+
+
+def _another_product(market, ticker: str, isin: str, cusip: str):
+    security = Security.objects.create(ticker=ticker, isin=isin, cusip=cusip, exchange_mic="XNAS", name=f"{ticker} Inc.")
+    product = TokenProduct.objects.create(symbol=f"{ticker}x", security=security, multiplier=Decimal(1))
+    ChainDeployment.objects.create(product=product, chain="ethereum", decimals=18, address="0x" + ticker.lower()[:2] * 20)
+    ProductTerms.objects.create(product=product, broker=market.broker, custodian=market.custodian,
+                                reference_price=Decimal("100.00"), approval_threshold_cents=50_000_00)
 
 
 def _tile(html: str, name: str) -> str:
@@ -121,7 +149,19 @@ def test_the_page_shows_those_figures_readably(market, mm, api, operations):
     assert "2.5 AAPLx" in html and "2,500,000,000,000,000,000 base units" in html  # the failed chain operation
     assert quantities.shares(1 - 10**9) in html  # the break's difference: -0.999999999 shares
     assert "paused (break)" in html and "Garantex Europe" in html
-    assert 'id="dash-attestation"' not in html
+    assert 'id="dash-attestation"' not in html  # none issued yet
+
+    issued = attestation_issue(actor="test:dashboard")
+    html = client.get(reverse("admin:index")).content.decode()
+    panel = re.search(r'id="dash-attestation">(.*?)</div>', html, re.S).group(1)
+    assert issued.attestation_id in panel and f'id="attestation-head">{issued.head_position}<' in panel
+    coverage = json.loads(issued.document)["payload"]["totals"]["minimum_coverage"]
+    assert re.search(r'id="attestation-coverage">([^<]*)<', panel).group(1).startswith(
+        "nothing outstanding" if coverage is None else coverage)
+    assert 'href="/transparency/"' in panel and f'href="/api/v1/attestations/{issued.attestation_id}"' in panel
+    admin_url = reverse("admin:custody_attestation_change", args=[issued.pk])
+    assert f'href="{admin_url}"' in panel
+    assert client.get(admin_url).status_code == 200
 
 
 def test_the_dashboard_costs_the_same_queries_however_much_there_is(market, mm, api, operations):
@@ -130,9 +170,13 @@ def test_the_dashboard_costs_the_same_queries_however_much_there_is(market, mm, 
     _busy_market(market, mm, api, operations, mints=1)
     _open_break(market, blocks_minting=False)
     _open_case()
+    attestation_issue(actor="test:dashboard")
     with CaptureQueriesContext(connection) as few:
         assert client.get(reverse("admin:index")).status_code == 200
     _busy_market(market, mm, api, operations, mints=6)
+    _another_product(market, "TSLA", "US88160R1014", "88160R101")
+    _another_product(market, "NVDA", "US67066G1040", "67066G104")
+    attestation_issue(actor="test:dashboard")  # a newer, larger document: still one query for the panel
     with CaptureQueriesContext(connection) as many:
         assert client.get(reverse("admin:index")).status_code == 200
     assert len(many) == len(few), [q["sql"][:120] for q in many.captured_queries]

@@ -1,6 +1,7 @@
 """`make run`'s living demo, run as devrun runs it (fresh processes: `manage.py seed_demo`, then
 `manage.py seed_demo --activity` with a real Celery worker): mints and redemptions end on the local
-chains, a second run creates and sends nothing new, and the database and the chains agree."""
+chains (two EVM chains and Solana), a second run creates and sends nothing new, and the database and
+the chains agree."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ pytestmark = [pytest.mark.celery, pytest.mark.slow]
 
 def _chain_figures():
     from chains.evm import evm_chain
+    from chains.solana import solana_chain
     from custody.models import ChainDeployment
     from ledger import selectors
 
     figures = {}
-    for deployment in ChainDeployment.objects.filter(chain__in=["ethereum", "base"]).select_related("product"):
+    for deployment in ChainDeployment.objects.filter(chain__in=["ethereum", "base", "solana"]).select_related("product"):
         product = deployment.product
-        on_chain = evm_chain(deployment.chain).total_supply(deployment.address)
+        if deployment.chain == "solana":  # the mint's supply, read from the local Solana RPC
+            on_chain = solana_chain(deployment.chain).supply(deployment.address)[0]
+        else:
+            on_chain = evm_chain(deployment.chain).total_supply(deployment.address)
         ledger = selectors.balance(account=product.tokens_account(deployment.chain),
                                    asset=product.token_asset(deployment.chain)).posted
         figures[(product.symbol, deployment.chain)] = (on_chain, ledger)
@@ -62,4 +67,8 @@ def test_the_demo_runs_end_to_end_and_a_second_run_changes_nothing(committed, ce
     assert all(on_chain == ledger for on_chain, ledger in figures.values()), figures
     assert figures[("AAPLx", "ethereum")][0] == 225 * 10**17  # 25 minted, 2.5 redeemed and burned
     assert figures[("TSLAx", "base")][0] == 875 * 10**16  # 10 minted, 1.25 redeemed
+    assert figures[("AAPLx", "solana")][0] == 65 * 10**8  # 8 minted, 1.5 sent with its memo and burned (9 decimals)
+    assert "demo: deployed AAPLx on solana at " in seeded.stdout
+    solana_redemption = by_reference["demo-redeem-aapl-sol"]
+    assert solana_redemption.state == "shares_delivered" and solana_redemption.deposit_tx  # the transfer's signature
     assert integrity.verify() == []

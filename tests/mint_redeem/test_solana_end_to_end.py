@@ -16,10 +16,7 @@ from spl.token.constants import TOKEN_2022_PROGRAM_ID
 from spl.token.instructions import transfer_checked
 from spl.token.models import TransferCheckedParams
 
-from chains.services import solana_mint_deploy
-from chains.signers import solana_signer_for
 from chains.solana import solana_chain
-from custody.models import ChainDeployment
 from ledger import integrity, selectors
 from mint_redeem import services
 from mint_redeem.models import ChainOperation, DepositCase, MintRequest, Redemption
@@ -34,22 +31,6 @@ SHARE = 10**9  # base units per token: the product has 9 decimals on Solana
 
 def tokens_outstanding() -> int:
     return selectors.balance(account="tokens/solana/AAPLx", asset="tok:AAPLx:solana").posted
-
-
-@pytest.fixture
-def solana_market(market):
-    """The market with AAPLx's Token-2022 mint on the local RPC, its redemption address the vault key."""
-    chain = solana_chain()
-    mint = solana_mint_deploy(chain=chain, name="Apple tokenized share", symbol="AAPLx", decimals=9)
-    # A deployment's address never changes once set (custody 0007): the placeholder row goes first.
-    ChainDeployment.objects.filter(product=market.product, chain="solana").delete()
-    ChainDeployment.objects.create(product=market.product, chain="solana", decimals=9, address=mint,
-                                   deployed_block=chain.slot())
-    market.terms.redemption_addresses = {**market.terms.redemption_addresses,
-                                         "solana": str(solana_signer_for("vault").pubkey())}
-    market.terms.save(update_fields=["redemption_addresses"])
-    market.mint = mint
-    return market
 
 
 def mint_in_kind(api, mm, operations, quantity: str, confirmation: str) -> dict:
