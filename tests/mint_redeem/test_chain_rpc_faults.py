@@ -20,7 +20,7 @@ from chains import evm as chains_evm
 from chains.evm import evm_chain, ref_bytes
 from chains.executor import execute_pending
 from ledger import selectors
-from mint_redeem import services
+from mint_redeem import jobs, services
 from mint_redeem.models import ChainOperation, MintRequest
 from mint_redeem.tasks import advance_request
 from tests.subprocesses import assert_ledger_verifies
@@ -93,12 +93,16 @@ FAULTS = {
 
 
 @pytest.fixture
-def node(settings, request):
+def node(settings, request, monkeypatch):
     """A node in front of the test anvil, made the configured RPC URL of `ethereum`: healthy while the market
     is set up, `fail()` makes it answer the test's fault, `heal()` properly again."""
     upstream = settings.EVM_CHAINS["ethereum"]["rpc_url"].removeprefix("ipc://")
     if not upstream.startswith("/"):
         pytest.skip("forwards to the embedded anvil's IPC socket; EVM_ETHEREUM_RPC_URL points elsewhere")
+    # This test runs the executor itself, in this process, against the faulty node. The suite's session
+    # worker (started by earlier end-to-end tests, with the healthy anvil in its own settings) must not
+    # take the executor task the test's transitions queue, or it mints around the fault.
+    monkeypatch.setattr(jobs, "enqueue_on_commit", lambda *args, **kwargs: None)
     server = FaultyNode(upstream, None)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
