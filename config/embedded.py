@@ -251,10 +251,12 @@ def stop_postgres() -> None:
     if info is None or not info.is_running():
         return
     try:
-        _pg_ctl("-w", "-m", "fast", "stop")
-    except subprocess.CalledProcessError:
+        # A fast shutdown waits for its checkpoint; on a busy machine that passes pg_ctl's own 60 s wait.
+        _pg_ctl("-w", "-t", "120", "-m", "fast", "stop", timeout_s=150)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         with contextlib.suppress(Exception):
             info.process.terminate()
+            info.process.wait(timeout=60)
 
 
 # --- Redis ------------------------------------------------------------------------------------

@@ -70,8 +70,8 @@ class Client:
 def restart_postgresql(client: Client, payload: dict) -> None:
     """Stop the server (fast: every session's transaction rolled back, as in a crash or a failover), prove
     the API refuses cleanly while it is down, and start it again on the same data."""
-    embedded.stop_postgres()
-    try:
+    try:  # the stop too: whatever fails, the server is started again for the tests after this one
+        embedded.stop_postgres()
         assert embedded._postmaster_info() is None
         refused = client.http.post("/api/v1/mints", payload, key="while-postgresql-is-down", timeout_s=30)
         assert refused.status_code == 503, refused.text
