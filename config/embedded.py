@@ -192,10 +192,19 @@ def _start_postgres():
     PG_DATA.parent.mkdir(parents=True, exist_ok=True)
     try:
         # cleanup_mode=None: the server outlives this process and is reused by later commands.
-        server = get_server(PG_DATA, cleanup_mode=None)
-        info = server.get_postmaster_info()
-        _tune_postgres(info.get_uri(database="postgres"))
-        return info
+        # A server still shutting down (a stop just asked for) can leave its pid file behind for a moment:
+        # start again until the one answering is the new one, for up to a minute.
+        deadline = time.monotonic() + 60
+        while True:
+            server = get_server(PG_DATA, cleanup_mode=None)
+            info = server.get_postmaster_info()
+            try:
+                _tune_postgres(info.get_uri(database="postgres"))
+                return info
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
     except Exception as exc:
         stop_postgres()
         raise EmbeddedServiceError(f"embedded PostgreSQL failed to start: {exc}") from exc
