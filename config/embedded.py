@@ -196,9 +196,13 @@ def _start_postgres():
         # start again until the one answering is the new one, for up to a minute.
         deadline = time.monotonic() + 60
         while True:
-            server = get_server(PG_DATA, cleanup_mode=None)
-            info = server.get_postmaster_info()
             try:
+                server = get_server(PG_DATA, cleanup_mode=None)
+                # get_server hands a process the handle it made before, which never starts the server
+                # again: a process that started the server, stopped it and starts it again (the restart
+                # tests, on a fresh checkout where the test session started it) must ask for the start.
+                server.ensure_postgres_running()
+                info = server.get_postmaster_info()
                 _tune_postgres(info.get_uri(database="postgres"))
                 return info
             except Exception:

@@ -1,6 +1,7 @@
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from django.test import Client
+
+from tests.subprocesses import command_env, describe, run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -146,3 +149,23 @@ def test_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
     for path in ("/api/v1/mints:", "/api/v1/redemptions:", "/api/v1/products:", "/api/v1/wallets:"):
         assert path in text
     assert "kyc_expired" in text and "Idempotency-Key" in text
+
+
+def test_a_process_that_started_the_server_and_stopped_it_can_start_it_again():
+    # The restart tests do this in the test session's own process; on a fresh checkout that process is the
+    # one that first started the server. A server of its own, under the project: run as root, the server
+    # runs as another user, who cannot enter pytest's private directories.
+    data_dir = ROOT / ".data" / f"restart-{os.getpid()}-{time.monotonic_ns()}"
+    script = ("from config import embedded\n"
+              "embedded.postgres_url(); first = embedded._postmaster_info().pid\n"
+              "embedded.stop_postgres(); assert embedded._postmaster_info() is None\n"
+              "embedded.postgres_url(); second = embedded._postmaster_info().pid\n"
+              "print('restarted', first != second)\n"
+              "embedded.stop_postgres()\n")
+    try:
+        result = run([sys.executable, "-c", script], env=command_env(ISSUER_DATA_DIR=str(data_dir)))
+        assert result.returncode == 0, describe(result)
+        assert result.stdout.strip().splitlines()[-1] == "restarted True", describe(result)
+    finally:
+        run([sys.executable, "-m", "config.embedded", "stop"], env=command_env(ISSUER_DATA_DIR=str(data_dir)))
+        shutil.rmtree(data_dir, ignore_errors=True)

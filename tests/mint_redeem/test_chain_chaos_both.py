@@ -17,6 +17,7 @@ import time
 import pytest
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed
+from solders.pubkey import Pubkey
 
 from chains.evm import evm_chain, ref_bytes
 from chains.signers import solana_signer_for
@@ -43,8 +44,7 @@ def memos_at(address: str) -> list[str]:
             entries, before = [], None
             while True:
                 page = (await client.get_signatures_for_address(
-                    __import__("solders.pubkey", fromlist=["Pubkey"]).Pubkey.from_string(address), before=before,
-                    limit=1000, commitment=Confirmed)).value
+                    Pubkey.from_string(address), before=before, limit=1000, commitment=Confirmed)).value
                 entries.extend(page)
                 if len(page) < 1000:
                     return [memo.split("] ", 1)[1] for e in entries if e.memo for memo in e.memo.split("; ")]
