@@ -9,16 +9,17 @@ NODE_STAMP := node_modules/.installed-stamp
 
 install: $(STAMP) $(NODE_STAMP) browser
 
-# The browser tests (admin, Swagger, transparency page) drive Debian's chromium headless. Installed from
-# Debian's packages when missing and we may (root with apt-get); otherwise those tests say why they skip.
+# The browser tests (admin, Swagger, transparency page, screenshots) drive Debian's chromium headless, some
+# through chromedriver. Installed from Debian's packages when missing and we may (root with apt-get);
+# otherwise those tests say why they skip.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's chromium for the browser tests"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
-	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1; } || \
+	    echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1; } || \
 	    echo "could not install chromium: the browser tests will skip"; \
-	  else echo "chromium is not installed (needs root and apt-get): the browser tests will skip"; fi; }
+	  else echo "chromium and chromium-driver are not installed (needs root and apt-get): the browser tests will skip"; fi; }
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

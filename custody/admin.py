@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from compliance.admin_changes import ProposedChangesAdmin
 from compliance.reference_changes import reference_change_propose
@@ -137,7 +138,7 @@ class TokenProductAdmin(FixedIdentifiersAdmin):
     def shares_held(self, obj):
         figures = self._figures(obj)
         held = sorted(figures.shares_held_nano_by_custodian.items())
-        return format_html_join(format_html("<br>"), "{}: {}", ((c, _shares(q)) for c, q in held)) or _shares(0)
+        return format_html_join(mark_safe("<br>"), "{}: {}", ((c, _shares(q)) for c, q in held)) or _shares(0)
 
     @admin.display(description="in transit")
     def shares_in_transit(self, obj):
@@ -146,7 +147,7 @@ class TokenProductAdmin(FixedIdentifiersAdmin):
     @admin.display(description="tokens outstanding")
     def tokens_outstanding(self, obj):
         figures = self._figures(obj)
-        return format_html_join(format_html("<br>"), "{}: {}", (
+        return format_html_join(mark_safe("<br>"), "{}: {}", (
             (c, quantities.tokens_html(o.total_base_units, o.decimals, obj.symbol))
             for c, o in sorted(figures.tokens_by_chain.items())))
 
