@@ -52,6 +52,7 @@ bench: install
 	ISSUER_ENV=test $(PY) bench/reconcile.py
 	$(PY) bench/api_load.py
 	$(PY) bench/chain_throughput.py --chain evm
+	$(PY) bench/chain_throughput.py --chain solana
 
 stop:
 	$(PY) -m config.embedded stop

@@ -250,21 +250,32 @@ def follow_broadcast(*, chain: EvmChain, result: RunResult) -> None:
             _refused_for_good(chain, ops, f"transaction {receipt.tx_hash} reverted in block {receipt.block_number}",
                               result)
             continue
-        try:
-            hooks.on_confirmed_batch(ops, tx_hash=receipt.tx_hash)
-            result.confirmed += len(ops)
-            continue
-        except Exception:
-            logger.exception("confirmation of %s operation(s) of %s not accepted together; one by one",
-                             len(ops), receipt.tx_hash)
+        confirm_all({receipt.tx_hash: ops}, result=result)
+    result.in_flight = in_flight
+
+
+def confirm_all(confirmed: dict[str, list[ChainOp]], *, result: RunResult) -> None:
+    """Operations confirmed, by the transaction that confirmed them: together in one database transaction
+    when they can be (`on_confirmed_batch`), otherwise one by one."""
+    hooks = outbox()
+    count = sum(len(ops) for ops in confirmed.values())
+    if not count:
+        return
+    try:
+        hooks.on_confirmed_batch(confirmed)
+        result.confirmed += count
+        return
+    except Exception:
+        logger.exception("confirmation of %s operation(s) of %s transaction(s) not accepted together; one by one",
+                         count, len(confirmed))
+    for tx_hash, ops in confirmed.items():
         for op in ops:
             try:
-                hooks.on_confirmed(op, tx_hash=receipt.tx_hash)
+                hooks.on_confirmed(op, tx_hash=tx_hash)
                 result.confirmed += 1
             except Exception:
                 # One request's refusal (a bug, or data changed by hand) must not hold back the others.
                 logger.exception("confirmation of chain operation %s (%s) not accepted", op.id, op.reference)
-    result.in_flight = in_flight
 
 
 def _sign_recorded(*, chain: EvmChain, ops: list[ChainOp], build) -> tuple[str, str]:

@@ -71,11 +71,12 @@ class Outbox:
     on_signed: Callable[..., None]
     on_broadcast: Callable[..., None]  # (op)
     # The same for every operation of one transaction at once (a mint batch): one statement, not one per row.
-    on_signed_batch: Callable[..., None]  # (ops, *, signed_tx, tx_hash)
+    on_signed_batch: Callable[..., None]  # (ops, *, signed_tx, tx_hash, valid_until=None)
     on_broadcast_batch: Callable[..., None]  # (ops)
-    # Every operation of one transaction confirmed at depth: in one database transaction when it can be
-    # (all or nothing); the executor falls back to `on_confirmed` one by one if it raises.
-    on_confirmed_batch: Callable[..., None]  # (ops, *, tx_hash)
+    # Operations confirmed at depth, by the transaction that confirmed them (one or several): in one
+    # database transaction when it can be (all or nothing); the executor falls back to `on_confirmed` one
+    # by one if it raises.
+    on_confirmed_batch: Callable[..., None]  # (confirmed: dict[tx_hash, list[ChainOp]])
     # A replacement of the broadcast transaction at the same nonce (higher fees), recorded before it is
     # broadcast; the replaced hash stays the operation's too.
     on_replaced: Callable[..., None]  # (op, *, signed_tx, tx_hash)

@@ -157,11 +157,12 @@ class SolanaChain:
         value = self._rpc(self.client.get_latest_blockhash(Commitment("confirmed"))).value
         return value.blockhash, value.last_valid_block_height
 
-    def sign(self, instructions: Sequence[Instruction], *, payer: SolanaSigner, signers: Sequence = ()
-             ) -> SignedSolanaTx:
-        """Sign with a fresh blockhash; `payer` pays the fee and signs first (its signature is the
+    def sign(self, instructions: Sequence[Instruction], *, payer: SolanaSigner, signers: Sequence = (),
+             recent: tuple | None = None) -> SignedSolanaTx:
+        """Sign with a fresh blockhash, or `recent` (a `latest_blockhash()` answer the caller just had, for
+        several transactions signed together); `payer` pays the fee and signs first (its signature is the
         transaction's id). Other signers: SolanaSigner or solders Keypair (a new mint's)."""
-        blockhash, last_valid = self.latest_blockhash()
+        blockhash, last_valid = recent or self.latest_blockhash()
         message = Message.new_with_blockhash(list(instructions), payer.pubkey(), blockhash)
         by_key = {str(s.pubkey()): s for s in (payer, *signers)}
         signatures = [by_key[str(key)].sign_message(bytes(message)) for key in message.account_keys[:message.header.num_required_signatures]]
@@ -192,13 +193,14 @@ class SolanaChain:
     def memo(self, text: str, *, signer: Pubkey) -> Instruction:
         return create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=signer, message=text.encode("utf-8")))
 
-    def sign_mint_batch(self, *, mint: str, decimals: int, mints: Sequence[SolanaMint]) -> SignedSolanaTx:
+    def sign_mint_batch(self, *, mint: str, decimals: int, mints: Sequence[SolanaMint], recent: tuple | None = None
+                        ) -> SignedSolanaTx:
         if not 1 <= len(mints) <= self.config.batch_size:
             raise ValueError(f"a batch holds 1..{self.config.batch_size} mints, not {len(mints)}")
         operator = solana_signer_for("operator")
         return self.sign(self.mint_batch_instructions(mint=mint, decimals=decimals, mints=mints,
                                                       authority=operator.pubkey(), payer=operator.pubkey()),
-                         payer=operator)
+                         payer=operator, recent=recent)
 
     def sign_burn(self, *, mint: str, decimals: int, amount_base_units: int, reference: str) -> SignedSolanaTx:
         operator, vault = solana_signer_for("operator"), solana_signer_for("vault")

@@ -79,10 +79,11 @@ def on_broadcast(op: ChainOp) -> None:
     chain_operation_record_broadcast(operation=ChainOperation.objects.get(pk=op.id))
 
 
-def on_signed_batch(ops: list[ChainOp], *, signed_tx: str, tx_hash: str) -> None:
+def on_signed_batch(ops: list[ChainOp], *, signed_tx: str, tx_hash: str, valid_until: int | None = None) -> None:
     from mint_redeem.services.chain import chain_operations_record_signed
 
-    chain_operations_record_signed(operation_ids=[op.id for op in ops], signed_tx=signed_tx, tx_hash=tx_hash)
+    chain_operations_record_signed(operation_ids=[op.id for op in ops], signed_tx=signed_tx, tx_hash=tx_hash,
+                                   valid_until=valid_until)
 
 
 def on_broadcast_batch(ops: list[ChainOp]) -> None:
@@ -91,19 +92,21 @@ def on_broadcast_batch(ops: list[ChainOp]) -> None:
     chain_operations_record_broadcast(operation_ids=[op.id for op in ops])
 
 
-def on_confirmed_batch(ops: list[ChainOp], *, tx_hash: str) -> None:
-    """A mint batch's confirmations in one database transaction (mints_confirm_on_chain); anything else,
-    or a batch with an operation already confirmed, one by one."""
+def on_confirmed_batch(confirmed: dict[str, list[ChainOp]]) -> None:
+    """Mint batches' confirmations (operations by the transaction that confirmed them) in one database
+    transaction (mints_confirm_on_chain); anything else, or an operation already confirmed, one by one."""
     from mint_redeem.services import mints_confirm_on_chain
 
-    statuses = dict(ChainOperation.objects.filter(pk__in=[op.id for op in ops]).values_list("pk", "status"))
-    pending = [op for op in ops if statuses.get(op.id) != ChainOperation.Status.CONFIRMED]
-    mint_ids = [int(op.reference.partition("-")[2]) for op in pending
-                if op.kind == ChainOperation.Kind.MINT and op.reference.startswith("mint-")]
-    if len(pending) > 1 and len(mint_ids) == len(pending):
-        mints_confirm_on_chain(mint_ids=mint_ids, tx_hash=tx_hash, actor=EXECUTOR_ACTOR)
+    statuses = dict(ChainOperation.objects.filter(pk__in=[op.id for ops in confirmed.values() for op in ops])
+                    .values_list("pk", "status"))
+    pending = [(tx_hash, op) for tx_hash, ops in confirmed.items() for op in ops
+               if statuses.get(op.id) != ChainOperation.Status.CONFIRMED]
+    tx_hashes = {int(op.reference.partition("-")[2]): tx_hash for tx_hash, op in pending
+                 if op.kind == ChainOperation.Kind.MINT and op.reference.startswith("mint-")}
+    if len(pending) > 1 and len(tx_hashes) == len(pending):
+        mints_confirm_on_chain(tx_hashes=tx_hashes, actor=EXECUTOR_ACTOR)
         return
-    for op in pending:
+    for tx_hash, op in pending:
         on_confirmed(op, tx_hash=tx_hash)
 
 

@@ -61,15 +61,16 @@ def chain_operation_record_signed(*, operation: ChainOperation, signed_tx: str, 
     return operation
 
 
-def chain_operations_record_signed(*, operation_ids: list[int], signed_tx: str, tx_hash: str) -> None:
+def chain_operations_record_signed(*, operation_ids: list[int], signed_tx: str, tx_hash: str,
+                                   valid_until: int | None = None) -> None:
     """`chain_operation_record_signed` for every operation of one batch transaction, in one statement:
     all were pending (claimed by the caller) or the call changes nothing."""
     if not signed_tx or not tx_hash:
         raise RequestError("a signed transaction and its hash are required", code="invalid_chain_record")
     with transaction.atomic():
         updated = ChainOperation.objects.filter(pk__in=operation_ids, status=ChainOperation.Status.PENDING).update(
-            signed_tx=signed_tx, tx_hash=tx_hash, status=ChainOperation.Status.SIGNED, attempts=F("attempts") + 1,
-            updated_at=timezone.now())
+            signed_tx=signed_tx, tx_hash=tx_hash, last_valid_block_height=valid_until,
+            status=ChainOperation.Status.SIGNED, attempts=F("attempts") + 1, updated_at=timezone.now())
         if updated != len(set(operation_ids)):
             raise RequestError(f"only {updated} of {len(operation_ids)} operations were pending",
                                code="chain_operation_state", http_status=409)

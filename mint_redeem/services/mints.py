@@ -293,11 +293,13 @@ def mint_start_minting(*, mint: MintRequest, actor: str) -> MintRequest:
     return mint
 
 
-def mints_confirm_on_chain(*, mint_ids: list[int], tx_hash: str, actor: str) -> list[int]:
-    """`mint_confirm_on_chain` for every mint of one batch transaction, in one database transaction: the
-    rows locked in id order, each checked as alone, the rows written in one statement each and every
-    event in one ledger append. All or nothing: a mint that refuses raises (RequestError) and the caller
-    confirms them one by one instead. Returns the ids confirmed."""
+def mints_confirm_on_chain(*, tx_hashes: dict[int, str], actor: str) -> list[int]:
+    """`mint_confirm_on_chain` for every mint of one or more batch transactions (`tx_hashes`: mint id ->
+    the transaction that minted it), in one database transaction: the rows locked in id order, each
+    checked as alone, the rows written in one statement each (one per transaction for the operations)
+    and every event in one ledger append. All or nothing: a mint that refuses raises (RequestError) and
+    the caller confirms them one by one instead. Returns the ids confirmed."""
+    mint_ids = list(tx_hashes)
     with transaction.atomic():
         mints = list(MintRequest.objects.select_for_update(of=("self",)).select_related("product", "wallet")
                      .filter(pk__in=mint_ids).order_by("pk"))
@@ -309,6 +311,7 @@ def mints_confirm_on_chain(*, mint_ids: list[int], tx_hash: str, actor: str) -> 
             participant_ids={m.participant_id for m in mints})
         events, expected, now = [], {}, timezone.now()
         for mint in mints:
+            tx_hash = tx_hashes[mint.pk]
             confirmed = chain.confirmation_accept(mint, tx_hash=tx_hash, state="minting", save=False,
                                                   operation=operations.get(mint.stream) or chain.chain_operation_for(mint))
             operations[mint.stream] = confirmed
@@ -317,7 +320,7 @@ def mints_confirm_on_chain(*, mint_ids: list[int], tx_hash: str, actor: str) -> 
                                  save=False, endpoint_ids=endpoints.get(mint.participant_id, []),
                                  postings=[PendingPost(f"tokens-{mint.stream}")])
         # Every row of the batch changes alike (minting -> minted, one event each; its operations confirmed
-        # with the same transaction), so one UPDATE each (bulk_update's CASE per row cost more than the rest).
+        # with their transaction), so one UPDATE each (bulk_update's CASE per row cost more than the rest).
         MintRequest.objects.filter(pk__in=[m.pk for m in mints]).update(
             state=mints[0].state, version=F("version") + 1, updated_at=now)
         by_hashes: dict[tuple, list[int]] = {}

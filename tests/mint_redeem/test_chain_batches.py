@@ -1,6 +1,7 @@
 """A mint batch's confirmations are recorded together (one database transaction, one ledger append),
 and a mint in the batch that refuses its confirmation does not hold back the others (real anvil, the
-executor in-process)."""
+executor in-process). On Solana (the test profile's local RPC) the mint transactions of one claim are
+all recorded before the first is sent, and confirmed together."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pytest
 
 from chains import executor
 from chains.evm import evm_chain
+from chains.solana import SolanaChain, solana_chain
 from ledger import integrity
 from ledger.models import Event
+from mint_redeem import services
 from mint_redeem.models import ChainOperation, MintRequest
 
 from .test_chain_supply import in_kind_mint_to_minting
@@ -47,3 +50,43 @@ def test_a_mint_that_refuses_its_confirmation_does_not_hold_back_its_batch(evm_m
     states = dict(MintRequest.objects.filter(pk__in=[m.pk for m in mints]).values_list("pk", "state"))
     assert states == {mints[0].pk: "minted", mints[1].pk: "cancelled", mints[2].pk: "minted"}
     assert ChainOperation.objects.get(request_reference=mints[1].stream).status == "broadcast"
+
+
+def test_solana_mint_transactions_of_a_claim_are_recorded_before_any_is_sent_and_confirmed_together(
+        solana_market, mm, api, operations, settings, monkeypatch):
+    settings.SOLANA_CHAINS = {"solana": {**settings.SOLANA_CHAINS["solana"], "batch_size": 2}}
+    chain = solana_chain()
+    mints = [in_kind_mint_to_minting(api, mm, operations, "1", f"BNY-S{n}", chain="solana") for n in range(5)]
+    at_first_send: list[tuple] = []
+    real_send = SolanaChain.send
+
+    def send(self, wire: bytes) -> str:  # the real send, after a look at what is recorded by then
+        if not at_first_send:
+            at_first_send.extend(ChainOperation.objects.filter(chain="solana").values_list(
+                "status", "tx_hash", "last_valid_block_height"))
+        return real_send(self, wire)
+
+    confirmed_together: list[dict] = []
+    real_confirm = services.mints_confirm_on_chain
+
+    def mints_confirm_on_chain(*, tx_hashes, actor):  # the real one, noting each call
+        confirmed_together.append(dict(tx_hashes))
+        return real_confirm(tx_hashes=tx_hashes, actor=actor)
+
+    monkeypatch.setattr(SolanaChain, "send", send)
+    monkeypatch.setattr(services, "mints_confirm_on_chain", mints_confirm_on_chain)
+    result = executor.execute_pending(chain_name="solana")
+
+    assert result.operations == 5 and len(result.broadcast) == 3 and result.confirmed == 5
+    assert len(at_first_send) == 5 and {status for status, _, _ in at_first_send} == {"signed"}
+    assert {tx for _, tx, _ in at_first_send} == set(result.broadcast)
+    assert all(height for _, _, height in at_first_send)
+    assert set(MintRequest.objects.filter(pk__in=[m.pk for m in mints]).values_list("state", flat=True)) == {"minted"}
+    tx_of = dict(ChainOperation.objects.values_list("request_reference", "tx_hash"))
+    # The three transactions' confirmations in one call: one database transaction, one ledger append.
+    assert confirmed_together == [{m.pk: tx_of[m.stream] for m in mints}]
+    minted = Event.objects.filter(event_type="mint.minted")
+    assert {e.stream_id: e.data["refs"]["tx_hash"] for e in minted} == tx_of
+    assert chain.balance(mm.wallets["solana"].address, solana_market.mint) == 5 * 10**9
+    assert chain.supply(solana_market.mint)[0] == 5 * 10**9
+    assert integrity.verify() == []

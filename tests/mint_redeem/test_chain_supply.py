@@ -25,13 +25,14 @@ from .test_chain_end_to_end import tokens_outstanding
 pytestmark = pytest.mark.django_db
 
 
-def request_mint(api, mm, quantity: str):
-    return api.post("/api/v1/mints", {"product": "AAPLx", "chain": "ethereum", "quantity": quantity,
-                                      "wallet": mm.wallets["ethereum"].pk, "funding": "in_kind"})
+def request_mint(api, mm, quantity: str, chain: str = "ethereum"):
+    return api.post("/api/v1/mints", {"product": "AAPLx", "chain": chain, "quantity": quantity,
+                                      "wallet": mm.wallets[chain].pk, "funding": "in_kind"})
 
 
-def in_kind_mint_to_minting(api, mm, operations, quantity: str, confirmation: str) -> MintRequest:
-    response = request_mint(api, mm, quantity)
+def in_kind_mint_to_minting(api, mm, operations, quantity: str, confirmation: str, chain: str = "ethereum"
+                            ) -> MintRequest:
+    response = request_mint(api, mm, quantity, chain)
     assert response.status_code == 201, response.content
     mint = MintRequest.objects.get(pk=response.json()["id"])
     services.mint_shares_receive(mint=mint, custodian_confirmation=confirmation, user=operations)
