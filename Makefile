@@ -51,6 +51,7 @@ bench: install
 	ISSUER_ENV=test $(PY) bench/reconcile.py
 	$(PY) bench/api_load.py
 	$(PY) bench/chain_throughput.py --chain evm
+	ISSUER_ENV=test $(PY) bench/attestation.py
 
 stop:
 	$(PY) -m config.embedded stop
