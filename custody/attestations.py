@@ -10,8 +10,9 @@ defines the figures; the offline verifier recomputes them from an export with th
 `attestation_issue` signs the payload for the current head and appends it as a
 custody.attestation_issued event on the `attestations` stream with its projection row, in one
 transaction. The payload is encoded once (ledger.attestation.sign_encoded): the bytes signed, the
-content address and the stored document all come from that one encoding. The stream's expected version makes two concurrent issuers safe: one wins, the other
-gets StreamVersionConflict (the beat task skips; nothing half-written remains).
+content address and the stored document all come from that one encoding. The stream's expected
+version makes two concurrent issuers safe: one wins, the other gets StreamVersionConflict (the beat
+task skips; nothing half-written remains).
 """
 
 from __future__ import annotations

@@ -220,8 +220,9 @@ class SignedDocument:
 
 def sign_encoded(payload_bytes: bytes, *, issued_at: str, signing_key) -> SignedDocument:
     """Sign a payload already encoded by `encode_payload`, without encoding it again. The document's
-    keys sort issued_at < key_id < payload < signature and its other values are ASCII strings with one
-    RFC 8785 form each, so the envelope's canonical bytes are the payload's spliced between them.
+    keys sort issued_at < key_id < payload < signature (ASCII keys: the same order by UTF-16 unit) and
+    its other values are strings encoded on their own, so the envelope's canonical bytes are the
+    payload's spliced between them.
     `signing_key` is a nacl.signing.SigningKey."""
     signer = key_id(bytes(signing_key.verify_key))
     unsigned = b"".join((b'{"issued_at":', canonical(issued_at), b',"key_id":', canonical(signer),
