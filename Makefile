@@ -53,6 +53,7 @@ bench: install
 	$(PY) bench/api_load.py
 	$(PY) bench/chain_throughput.py --chain evm
 	$(PY) bench/chain_throughput.py --chain solana
+	ISSUER_ENV=test $(PY) bench/attestation.py
 
 stop:
 	$(PY) -m config.embedded stop

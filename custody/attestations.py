@@ -9,8 +9,10 @@ defines the figures; the offline verifier recomputes them from an export with th
 
 `attestation_issue` signs the payload for the current head and appends it as a
 custody.attestation_issued event on the `attestations` stream with its projection row, in one
-transaction. The stream's expected version makes two concurrent issuers safe: one wins, the other
-gets StreamVersionConflict (the beat task skips; nothing half-written remains).
+transaction. The payload is encoded once (ledger.attestation.sign_encoded): the bytes signed, the
+content address and the stored document all come from that one encoding. The stream's expected
+version makes two concurrent issuers safe: one wins, the other gets StreamVersionConflict (the beat
+task skips; nothing half-written remains).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from custody.ledger_reads import balances_as_of_by_prefix
 from custody.models import Attestation, supply_stream
 from custody.services import ledger_position_note
 from ledger import attestation, canonical
-from ledger.selectors import head, last_event_of_streams, read_events_of_types, read_log, stream_version
+from ledger.selectors import head, last_event_of_streams, read_event_data_of_types, read_log, stream_version
 from ledger.services import NewEvent, append
 
 STREAM = "attestations"
@@ -47,8 +49,9 @@ def attestation_payload(*, position: int) -> dict:
         head_hash, recorded_at = event.hash.hex(), canonical.format_recorded_at(event.recorded_at)
     fold = attestation.LogFold()
     reference_types = [t for t in attestation.REFERENCE_EVENTS if t != attestation.SUPPLY_EVENT]
-    for event in read_events_of_types(types=reference_types, up_to_position=position):
-        fold.apply_reference(event.type, event.data, event.position)
+    for event_position, event_type, data in read_event_data_of_types(types=reference_types,
+                                                                     up_to_position=position):
+        fold.apply_reference(event_type, data, event_position)
     # Supply is observed every few seconds: read only each stream's last observation, not all of them.
     streams = [supply_stream(symbol, chain) for symbol, info in fold.products.items() for chain in info["chains"]]
     for event in last_event_of_streams(streams=streams, event_type=attestation.SUPPLY_EVENT, up_to_position=position):
@@ -62,10 +65,18 @@ def attestation_payload(*, position: int) -> dict:
                                      fold=fold)
 
 
+def attestation_sign_encoded(*, payload_bytes: bytes, issued_at=None) -> attestation.SignedDocument:
+    """Sign a payload encoded by ledger.attestation.encode_payload with the current key, issued now
+    unless `issued_at` is given."""
+    return attestation.sign_encoded(payload_bytes, issued_at=canonical.format_recorded_at(issued_at or timezone.now()),
+                                    signing_key=attestation_keys.signing_key())
+
+
 def attestation_sign(*, payload: dict, issued_at=None) -> dict:
-    """Sign `payload` with the current key, issued now unless `issued_at` is given."""
-    return attestation.sign(payload, issued_at=canonical.format_recorded_at(issued_at or timezone.now()),
-                            signing_key=attestation_keys.signing_key())
+    """Sign `payload` with the current key, issued now unless `issued_at` is given; the document as a
+    JSON value."""
+    return attestation_sign_encoded(payload_bytes=attestation.encode_payload(payload),
+                                    issued_at=issued_at).document(payload)
 
 
 def attestation_issue(*, actor: str, only_if_changed: bool = False) -> Attestation | None:
@@ -79,15 +90,15 @@ def attestation_issue(*, actor: str, only_if_changed: bool = False) -> Attestati
             if latest is not None and latest.ledger_position == position:
                 return None
         issued_at = timezone.now()
-        document = attestation_sign(payload=attestation_payload(position=position), issued_at=issued_at)
-        attestation_id = attestation.attestation_id(document)
+        payload = attestation_payload(position=position)
+        signed = attestation_sign_encoded(payload_bytes=attestation.encode_payload(payload), issued_at=issued_at)
         public_key = bytes(attestation_keys.signing_key().verify_key).hex()
         row = Attestation.objects.create(
-            attestation_id=attestation_id, head_position=position, issued_at=issued_at,
-            key_id=document["key_id"], public_key=public_key,
-            document=attestation.canonical(document).decode("utf-8"))
+            attestation_id=signed.attestation_id, head_position=position, issued_at=issued_at,
+            key_id=signed.key_id, public_key=public_key, document=signed.document_bytes.decode("utf-8"))
         result = append(events=[NewEvent(stream=STREAM, type="custody.attestation_issued", data={
-            "attestation_id": attestation_id, "public_key": public_key, "document": document})],
+            "attestation_id": signed.attestation_id, "public_key": public_key,
+            "document": signed.document(payload)})],
             expected={STREAM: expected}, actor=actor)
     # Where the attestation's own event landed: known once it is sealed (after the commit when the append
     # was journalled behind another writer's seal).

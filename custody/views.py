@@ -20,7 +20,7 @@ from compliance.rate_limits import take_public
 from compliance.schema import RATE_LIMITED
 from config.openapi import Refusal, refuses
 from custody import attestation_keys, selectors
-from custody.attestations import AttestationRefusal, attestation_payload, attestation_sign
+from custody.attestations import AttestationRefusal, attestation_payload, attestation_sign_encoded
 from ledger import attestation
 from ledger.selectors import position_at
 
@@ -53,8 +53,12 @@ class PublicView(APIView):
         response["Cache-Control"] = cache
         return response
 
-    def document(self, row, *, cache: str = "public, max-age=60"):
-        return self.json(row.document.encode("utf-8"), etag=f'"{row.attestation_id}"', cache=cache)
+    def document(self, attestation_id: str | None, *, cache: str = "public, max-age=60"):
+        """An issued attestation's stored bytes; its id (the hash of what it signs) is a strong ETag."""
+        body = None if attestation_id is None else selectors.attestation_document(attestation_id=attestation_id)
+        if body is None:
+            raise Http404
+        return self.json(body, etag=f'"{attestation_id}"', cache=cache)
 
 
 def _responses(ok=_DOCUMENT) -> dict:
@@ -65,20 +69,14 @@ class AttestationLatestView(PublicView):
     @extend_schema(responses=_responses(), summary="The latest reserve attestation (public)", tags=["attestations"])
     @refuses(RATE_LIMITED, Refusal(404, "not_found", False, "No such object.", "no attestation issued yet"))
     def get(self, request):
-        row = selectors.attestation_latest()
-        if row is None:
-            raise Http404
-        return self.document(row)
+        return self.document(selectors.attestation_latest_id())
 
 
 class AttestationDetailView(PublicView):
     @extend_schema(responses=_responses(), summary="One reserve attestation by id (public)", tags=["attestations"])
     @refuses(RATE_LIMITED)
     def get(self, request, attestation_id: str):  # the converter admits only 32 hex digits
-        row = selectors.attestation_by_id(attestation_id=attestation_id)
-        if row is None:
-            raise Http404
-        return self.document(row, cache="public, max-age=31536000, immutable")
+        return self.document(attestation_id, cache="public, max-age=31536000, immutable")
 
 
 def _as_of_position(value: str) -> int:
@@ -111,13 +109,13 @@ class AttestationAsOfView(PublicView):
         if "as_of" not in request.query_params:
             raise AttestationRefusal("as_of is required", code="invalid_as_of", retryable=False)
         position = _as_of_position(request.query_params["as_of"])
-        row = selectors.attestation_at_head(position=position)
-        if row is not None:
-            return self.document(row)
-        payload = attestation_payload(position=position)
-        body = attestation.canonical(attestation_sign(payload=payload))
+        issued = selectors.attestation_id_at_head(position=position)
+        if issued is not None:
+            return self.document(issued)
+        payload_bytes = attestation.encode_payload(attestation_payload(position=position))
+        signed = attestation_sign_encoded(payload_bytes=payload_bytes)
         # Weak: the figures (and so the ETag) are fixed, the issue time of this rendering is not.
-        return self.json(body, etag=f'W/"{hashlib.sha256(attestation.canonical(payload)).hexdigest()[:32]}"')
+        return self.json(signed.document_bytes, etag=f'W/"{hashlib.sha256(payload_bytes).hexdigest()[:32]}"')
 
 
 class AttestationKeysView(PublicView):

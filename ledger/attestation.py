@@ -5,13 +5,19 @@ verifier an auditor runs (`ledger.verify_attestation`) share one definition of e
 
     fold = LogFold(); fold.apply(event) for each event up to the attested position
     payload = build_payload(head=..., fold=fold)       # what the figures are
-    document = sign(payload, issued_at=..., signing_key=...)
+    signed = sign_encoded(encode_payload(payload), issued_at=..., signing_key=...)   # the document's bytes
 
 A document is {"issued_at", "key_id", "payload", "signature"}. The signature is Ed25519 over the
 RFC 8785 bytes of the document without "signature": it covers the figures, the issue time and the
 key id. The payload is a function of the log up to `payload.ledger_head.position` alone, so the
 payload computed later for that position equals, byte for byte, the one issued then (the issue time
 and signature are the envelope, not the payload). Ed25519 signatures are deterministic.
+
+The issuer encodes a document once: the payload's RFC 8785 bytes (at 500 products some 400 kB) with
+the standard library's shortcut (ledger.canonical.encode), then the envelope spliced around them,
+signed, and the signature spliced in (`sign_encoded`). Checking a document someone hands us always
+re-encodes it with the RFC 8785 library (`signed_bytes`), so the two must agree, and a test holds them
+to it.
 
 The folded log is read with custody's account naming (custody/<custodian>/<TICKER>,
 in_transit/<broker>/<TICKER>, tokens/<chain>/<SYMBOL>) and custody's reference events (products,
@@ -30,6 +36,8 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 from fractions import Fraction
 
 import rfc8785
+
+from ledger import canonical as ledger_canonical
 
 FORMAT = "issuer-reserve-attestation/1"
 NANO = 10**9
@@ -186,11 +194,49 @@ def signed_bytes(document: dict) -> bytes:
     return canonical({k: v for k, v in document.items() if k != "signature"})
 
 
+def encode_payload(payload: dict) -> bytes:
+    """RFC 8785 bytes of a payload from `build_payload`, by the standard library's shortcut (about six
+    times faster than the RFC 8785 library on a 400 kB payload). Valid because a payload is JSON-safe
+    by construction: its integers are positions, block numbers, decimals and counts (event data is
+    checked to stay within 2**53 when appended), its amounts are decimal strings and it has no floats;
+    non-ASCII text (a statement reference, say) takes the library's path inside `encode`."""
+    return ledger_canonical.encode(payload)
+
+
+@dataclass(frozen=True)
+class SignedDocument:
+    """A signed attestation as its RFC 8785 bytes (what is stored, served and hashed) and its parts."""
+
+    document_bytes: bytes
+    attestation_id: str
+    issued_at: str
+    key_id: str
+    signature: str
+
+    def document(self, payload: dict) -> dict:
+        """The document as a JSON value (for the ledger event), given the payload that was signed."""
+        return {"issued_at": self.issued_at, "key_id": self.key_id, "payload": payload, "signature": self.signature}
+
+
+def sign_encoded(payload_bytes: bytes, *, issued_at: str, signing_key) -> SignedDocument:
+    """Sign a payload already encoded by `encode_payload`, without encoding it again. The document's
+    keys sort issued_at < key_id < payload < signature (ASCII keys: the same order by UTF-16 unit) and
+    its other values are strings encoded on their own, so the envelope's canonical bytes are the
+    payload's spliced between them.
+    `signing_key` is a nacl.signing.SigningKey."""
+    signer = key_id(bytes(signing_key.verify_key))
+    unsigned = b"".join((b'{"issued_at":', canonical(issued_at), b',"key_id":', canonical(signer),
+                         b',"payload":', payload_bytes, b"}"))
+    signature = base64.b64encode(signing_key.sign(unsigned).signature).decode("ascii")
+    return SignedDocument(
+        document_bytes=b"".join((unsigned[:-1], b',"signature":', canonical(signature), b"}")),
+        attestation_id=hashlib.sha256(unsigned).hexdigest()[:32], issued_at=issued_at, key_id=signer,
+        signature=signature)
+
+
 def sign(payload: dict, *, issued_at: str, signing_key) -> dict:
-    """`signing_key` is a nacl.signing.SigningKey."""
-    unsigned = {"issued_at": issued_at, "key_id": key_id(bytes(signing_key.verify_key)), "payload": payload}
-    signature = signing_key.sign(canonical(unsigned)).signature
-    return {**unsigned, "signature": base64.b64encode(signature).decode("ascii")}
+    """The signed document as a JSON value. `signing_key` is a nacl.signing.SigningKey."""
+    return sign_encoded(encode_payload(payload), issued_at=issued_at, signing_key=signing_key).document(payload)
 
 
 def attestation_id(document: dict) -> str:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db import connections
 
+from ledger.models import Event
 from ledger.services import RecordedEvent, row_to_event
 
 # Interpolated into queries below; a constant, never input.
@@ -137,13 +138,14 @@ def read_log(*, after_position: int = 0, limit: int = 1000, using: str = "defaul
         return [row_to_event(row) for row in cursor.fetchall()]
 
 
-def read_events_of_types(*, types: list[str], up_to_position: int, using: str = "default") -> list[RecordedEvent]:
-    """Every event of the given types at or before `up_to_position`, in log order (reference data such as
-    products and statements, read as of a past point; ledger_event_type_idx serves it)."""
-    with connections[using].cursor() as cursor:
-        cursor.execute(f"SELECT {_EVENT_COLUMNS} FROM ledger_event WHERE event_type = ANY(%s) AND position <= %s "  # noqa: S608
-                       "ORDER BY position", [list(types), up_to_position])
-        return [row_to_event(row) for row in cursor.fetchall()]
+def read_event_data_of_types(*, types: list[str], up_to_position: int, using: str = "default"
+                             ) -> list[tuple[int, str, dict]]:
+    """(position, type, data) of every event of the given types at or before `up_to_position`, in log
+    order: reference data such as products and statements, read as of a past point, for a fold that
+    needs neither metadata, hash nor time (decoding those took two thirds of the time of reading the
+    1,500 reference events of 500 products). ledger_event_type_idx serves it."""
+    return list(Event.objects.using(using).filter(event_type__in=types, position__lte=up_to_position)
+                .order_by("position").values_list("position", "event_type", "data"))
 
 
 def last_event_of_streams(*, streams: list[str], event_type: str, up_to_position: int, using: str = "default"
