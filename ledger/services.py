@@ -16,15 +16,19 @@ Positions and hashes are sealed in commit order (ledger/sql/seal.sql). When no o
 sealing, the append seals its own events at once: the result carries their positions and hashes
 inside the transaction, and the sealing lock is held until commit (call `append` last in a command's
 transaction, see config.transactions.last). When another transaction holds that lock, the events are
-journalled instead and the transaction commits without waiting; right after the commit `append` (or,
-inside a caller's transaction, its on-commit hook) calls ledger_seal(), which seals them a few
-milliseconds later and fills in the result. Until then `result.events[i].position` is None and
-`result.last_position` raises NotYetSealed inside the transaction; read after the commit, it is
-always known. Readers of the log only ever see the sealed prefix.
+journalled instead and the transaction commits without waiting. Right after every commit, `append`
+(or, inside a caller's transaction, its on-commit hook) looks at the journal once without waiting
+(ledger_seal_waiting): it seals what waits if the sealing lock is free, and otherwise leaves it to the
+lock's holder, who looks again after its own commit, so journalled events are sealed a few
+milliseconds after their commit and no writer ever waits for another's seal. The result's positions
+stay None until asked for: `result.last_position` raises NotYetSealed inside the transaction; read
+after the commit, it waits at most for the sealer in progress and is always known. Readers of the log
+only ever see the sealed prefix.
 
-After the transaction commits and its events are sealed, each append logs the new head (logger
-`ledger.head`: position and hash), so the chain's tip is recorded outside the database as it grows:
-a rewrite of the database would have to match every head already in the logs.
+Whoever seals logs the head it leaves (logger `ledger.head`: position and hash): an append sealed
+inline after its commit, a look at the journal that sealed. So the chain's tip is recorded outside the
+database as it grows (a head covers every event before it through the hash chain), and a rewrite of
+the database would have to match every head already in the logs.
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ class AppendResult:
         with connections[self.using].cursor() as cursor:
             cursor.execute("SELECT * FROM ledger_seal(%s::uuid[])", [[event.event_id for event in self.events]])
             sealed = {str(row[0]): row for row in cursor.fetchall()}
+        seal_waiting(using=self.using)  # this call may have held the lock: look after its commit (seal.sql)
         if len(sealed) != len(self.events):
             raise LedgerError("the append's events are not in the log: was its transaction rolled back?")
         self.events[:] = [replace(event, position=sealed[event.event_id][1], hash=bytes(sealed[event.event_id][3]),
@@ -196,17 +201,40 @@ def append(
 
 
 def _after_commit(result: AppendResult) -> None:
-    result.seal()
+    if result.sealed:  # sealed inline, holding the sealing lock to the commit just made
+        _log_head(result.events[-1].position, result.events[-1].hash)
+    # Sealed or journalled alike, look at the journal once without waiting: an inline sealer seals what
+    # committed while it held the lock; a journalled append seals itself if the lock is free now, and
+    # otherwise its events are the holder's to seal after that holder's commit. Never a wait for the lock
+    # and, for the common case of nothing waiting, no write and no second commit.
+    seal_waiting(using=result.using)
+
+
+def seal_waiting(*, using: str = "default") -> None:
+    """Seal what waits in the journal unless another transaction is sealing (ledger_seal_waiting in
+    ledger/sql/seal.sql); after each seal of its own, look again, since what committed while this call
+    held the lock was left to it. Logs each head it leaves."""
+    with connections[using].cursor() as cursor:
+        while True:
+            cursor.execute("SELECT * FROM ledger_seal_waiting()")
+            status, position, hash_ = cursor.fetchone()
+            if status != "sealed":
+                return
+            _log_head(position, bytes(hash_))
+
+
+def _log_head(position: int, hash_: bytes) -> None:
     if head_log.isEnabledFor(logging.INFO):
-        head = result.events[-1]
-        head_log.info("ledger head", extra={"position": head.position, "hash": head.hash.hex()})
+        head_log.info("ledger head", extra={"position": position, "hash": hash_.hex()})
 
 
 def seal_journal(*, using: str = "default") -> int:
     """Seal every committed journalled event now (waiting for a sealer in progress); returns the head
-    position. Appends seal themselves right after commit; this is for a writer that died in between."""
+    position. Appends seal what they can right after commit; this is for a writer that died in between."""
     with connections[using].cursor() as cursor:
         cursor.execute("SELECT count(*) FROM ledger_seal('{}'::uuid[])")
+    seal_waiting(using=using)
+    with connections[using].cursor() as cursor:
         cursor.execute("SELECT position FROM ledger_head WHERE id = 1")
         return cursor.fetchone()[0]
 

@@ -138,3 +138,28 @@ BEGIN
 END;
 $fn$;
 REVOKE ALL ON FUNCTION ledger_seal(uuid[]) FROM PUBLIC;
+
+-- ledger_seal_waiting(): seal what waits in the journal if nobody holds the sealing lock now, without
+-- waiting for it. 'empty': nothing waits; 'sealed': this call sealed it, and returns the head it left;
+-- 'busy': another transaction holds the lock. Every transaction that held the lock calls this right
+-- after its commit (append's after-commit hook, again after each 'sealed'), so an event journalled while
+-- the lock was held, and missed by the holder's snapshot, is sealed by the holder's look after its
+-- commit, or, if that finds the lock taken again, by the look of whoever holds it then. A journalled
+-- append therefore commits and returns without ever waiting for the lock.
+CREATE FUNCTION ledger_seal_waiting()
+RETURNS TABLE(out_status text, out_position bigint, out_hash bytea)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $fn$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM ledger_journal j ORDER BY j.seq LIMIT 1) THEN
+        out_status := 'empty';
+    ELSIF NOT pg_try_advisory_xact_lock(7295316) THEN
+        out_status := 'busy';
+    ELSE
+        PERFORM ledger_seal_locked(NULL);
+        out_status := 'sealed';
+        SELECT h.position, h.hash INTO out_position, out_hash FROM ledger_head h WHERE h.id = 1;
+    END IF;
+    RETURN NEXT;
+END;
+$fn$;
+REVOKE ALL ON FUNCTION ledger_seal_waiting() FROM PUBLIC;
