@@ -3,7 +3,7 @@ mint's owner only (another market maker's mint is a 404, as if it did not exist)
 
 from __future__ import annotations
 
-from django.utils import timezone
+from datetime import UTC, date, datetime, time
 
 from custody import services as custody_services
 from custody.models import Fill
@@ -34,7 +34,11 @@ def test_the_owner_sees_fills_and_the_statement_line_behind_the_mint(market, mm,
     assert sum(int(f["quantity_nano"]) for f in fills) == 10 * 10**9  # the simulated broker may split the order
     assert {(f["broker"], f["ticker"], f["side"], f["status"]) for f in fills} == {("sim", "AAPL", "buy", "settled")}
     assert all(f["statement_line"] is None for f in fills)  # no statement from the custodian yet
-    as_of = timezone.now().isoformat()
+    # The custodian's statement for the day the fills settled: after the US market's trade date plus its
+    # settlement cycle, which is ahead of today's UTC date for most of the day (a statement dated "now"
+    # matched only when New York's date was still yesterday's).
+    settled_on = max(date.fromisoformat(f["settlement_date"]) for f in fills)
+    as_of = datetime.combine(settled_on, time(21, 0), tzinfo=UTC).isoformat()
     custody_services.statement_import(content=csv_statement(account="SAFE-0001", statement_id="S-B1", as_of=as_of,
                                                             holdings=[("US0378331005", "10")]),
                                       format="csv", actor="user:1")
