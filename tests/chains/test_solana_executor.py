@@ -18,7 +18,7 @@ from decimal import Decimal
 import pytest
 from solders.keypair import Keypair
 
-from chains import executor
+from chains import executor, executor_solana
 from chains.config import solana_chain_config
 from chains.services import solana_mint_deploy
 from chains.solana import SolanaChain, solana_chain
@@ -103,8 +103,7 @@ def test_pending_mints_are_recorded_before_sending_then_confirmed_in_batches(sol
 def test_a_recorded_unsent_transaction_is_sent_as_recorded_while_its_blockhash_is_valid(sol):
     product = make_product(sol)
     ops = pending(product, 2)
-    signed, claimed = __import__("chains.executor_solana", fromlist=["sign_batch"]).sign_batch(
-        chain=sol, kind="mint", skip=set())
+    signed, claimed = executor_solana.sign_batch(chain=sol, kind="mint", skip=set())
     assert sol.status(signed.signature) is None  # signed and recorded; the "worker" died before sending
     result = executor.execute_pending(chain_name="solana")
     assert result.rebroadcast == [signed.signature] and result.broadcast == []
@@ -139,7 +138,6 @@ def test_a_process_killed_between_signing_and_confirming_leaves_one_mint(committ
 
 
 def test_a_transaction_is_rebuilt_only_after_the_chain_passed_its_last_valid_height(committed, settings, tmp_path):
-    from chains import executor_solana
     from tests.chains.solana_helpers import own_solana_node
 
     with own_solana_node(tmp_path / "node", slot_ms=50, valid_blocks=10, finality_slots=2) as (_, url):

@@ -117,6 +117,23 @@ def test_the_sql_in_ledger_sql_is_what_the_latest_migration_installs():
                 "write a new migration carrying the new text")
 
 
+def test_each_function_ledger_sql_creates_once_is_the_text_a_migration_installs():
+    """The sealing functions are created once (CREATE FUNCTION, several to a file), not replaced: each one
+    in ledger/sql/ must appear, to the character, in the SQL a ledger migration runs."""
+    migrated = "\n".join(statement for key, migration in our_migrations().items() if key[0] == "ledger"
+                          for operation in migration.operations if isinstance(operation, migrations.RunSQL)
+                          for statement in _statements(operation.sql))
+    checked = 0
+    for path in sorted((ROOT / "ledger" / "sql").glob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        for definition in re.findall(r"^CREATE FUNCTION .*?^\$fn\$;$", text, flags=re.S | re.M):
+            checked += 1
+            assert definition in migrated, (
+                f"{path.relative_to(ROOT)}: {definition.splitlines()[0]!r} differs from what the ledger's "
+                "migrations install: write a new migration carrying the new text")
+    assert checked >= 4  # ledger_journal_guard, ledger_seal_locked, ledger_seal, ledger_seal_waiting
+
+
 # --- a real database, migrated as a user would ---------------------------------------------------
 
 def catalog(url: str) -> dict[str, dict[str, str]]:
