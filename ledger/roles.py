@@ -39,7 +39,8 @@ APPEND_ONLY_THROUGH_FUNCTION = (
 )
 # Tables of the ledger the application writes directly (see above).
 APPLICATION_WRITABLE_LEDGER_TABLES: tuple[str, ...] = ()
-APPLICATION_FUNCTIONS = ("ledger_append(jsonb)", "ledger_seal(uuid[])", "ledger_seal_waiting()")
+APPLICATION_FUNCTIONS = ("ledger_append(jsonb)", "ledger_seal(uuid[])", "ledger_seal_waiting()",
+                         "ledger_seal_after_holder()")
 
 
 def owner_database() -> str:

@@ -16,11 +16,15 @@ Positions and hashes are sealed in commit order (ledger/sql/seal.sql). When no o
 sealing, the append seals its own events at once: the result carries their positions and hashes
 inside the transaction, and the sealing lock is held until commit (call `append` last in a command's
 transaction, see config.transactions.last). When another transaction holds that lock, the events are
-journalled instead and the transaction commits without waiting. Right after every commit, `append`
-(or, inside a caller's transaction, its on-commit hook) looks at the journal once without waiting
+journalled instead and the transaction commits without waiting. Right after the commit, `append` (or,
+inside a caller's transaction, its on-commit hook) looks at the journal once without waiting
 (ledger_seal_waiting): it seals what waits if the sealing lock is free, and otherwise leaves it to the
 lock's holder, who looks again after its own commit, so journalled events are sealed a few
-milliseconds after their commit and no writer ever waits for another's seal. The result's positions
+milliseconds after their commit and no writer waits for the sealing lock. One exception each way
+(the flight lock, ledger/sql/seal.sql): an append that sealed inline while no journalled append was
+in flight makes no look at all (a lone writer's command is one statement), and an append journalled
+while such a lone sealer held the lock waits, after its own commit, for that sealer's commit and then
+looks (its transaction has committed and holds nothing; only its return waits). The result's positions
 stay None until asked for: `result.last_position` raises NotYetSealed inside the transaction; read
 after the commit, it waits at most for the sealer in progress and is always known. Readers of the log
 only ever see the sealed prefix.
@@ -88,6 +92,9 @@ SEAL_AT_APPEND = True
 class AppendResult:
     events: list[RecordedEvent]
     using: str = field(default="default", repr=False)
+    # What follows the commit (ledger_append's out_after): "none" (sealed inline, alone), "look" (look at
+    # the journal once) or "wait" (journalled while a lone sealer held the lock: wait for it, then look).
+    after_commit: str = field(default="look", repr=False)
 
     @property
     def sealed(self) -> bool:
@@ -192,7 +199,7 @@ def append(
                           metadata=metadata, recorded_at=row[3], hash=None if row[2] is None else bytes(row[2]))
             for row, ev in zip(rows, batch_events, strict=True)
         ]
-    result = AppendResult(events=recorded, using=using)
+    result = AppendResult(events=recorded, using=using, after_commit=rows[0][4])
     # Runs at once when the statement autocommitted; never if the caller's transaction rolls back. A
     # journalled append is sealed here, right after its commit (robust: the command has committed
     # whatever happens; a failed seal leaves the events to the next sealer and `result.seal()`).
@@ -203,24 +210,28 @@ def append(
 def _after_commit(result: AppendResult) -> None:
     if result.sealed:  # sealed inline, holding the sealing lock to the commit just made
         _log_head(result.events[-1].position, result.events[-1].hash)
-    # Sealed or journalled alike, look at the journal once without waiting: an inline sealer seals what
-    # committed while it held the lock; a journalled append seals itself if the lock is free now, and
-    # otherwise its events are the holder's to seal after that holder's commit. Never a wait for the lock
-    # and, for the common case of nothing waiting, no write and no second commit.
-    seal_waiting(using=result.using)
+    # A lone inline sealer is done: nothing can have been journalled counting on it (seal.sql). Otherwise
+    # look at the journal once without waiting: an inline sealer seals what committed while it held the
+    # lock; a journalled append seals itself if the lock is free now, and otherwise its events are the
+    # holder's to seal after that holder's commit. For nothing waiting: no write and no second commit.
+    if result.after_commit != "none":
+        seal_waiting(using=result.using, after_holder=result.after_commit == "wait")
 
 
-def seal_waiting(*, using: str = "default") -> None:
+def seal_waiting(*, using: str = "default", after_holder: bool = False) -> None:
     """Seal what waits in the journal unless another transaction is sealing (ledger_seal_waiting in
     ledger/sql/seal.sql); after each seal of its own, look again, since what committed while this call
-    held the lock was left to it. Logs each head it leaves."""
+    held the lock was left to it. `after_holder`: first wait for the lone sealer that holds the lock to
+    end (ledger_seal_after_holder). Logs each head it leaves."""
+    statement = "SELECT * FROM ledger_seal_after_holder()" if after_holder else "SELECT * FROM ledger_seal_waiting()"
     with connections[using].cursor() as cursor:
         while True:
-            cursor.execute("SELECT * FROM ledger_seal_waiting()")
+            cursor.execute(statement)
             status, position, hash_ = cursor.fetchone()
             if status != "sealed":
                 return
             _log_head(position, bytes(hash_))
+            statement = "SELECT * FROM ledger_seal_waiting()"
 
 
 def _log_head(position: int, hash_: bytes) -> None:

@@ -18,8 +18,10 @@
 --      (pg_try_advisory_xact_lock, no waiting) it seals: the committed journal first, then this
 --      batch, positions and hashes assigned now and the lock held to commit, as with one writer it
 --      always was. When another transaction holds it, the batch goes to ledger_journal with no
---      position and this transaction commits without waiting for anyone: ledger_seal(), which
---      append() calls right after the commit, gives the positions a few milliseconds later.
+--      position and this transaction commits without waiting for anyone; the look at the journal
+--      append() makes right after the commit (or the sealer it hands over to) gives the positions a
+--      few milliseconds later. Each row returned says what that after-commit step must be
+--      (out_after, the flight lock in seal.sql): 'none' for a sealer alone, 'look' or 'wait'.
 --
 -- Projections, stream versions and balance checks are all done by step 4, in this transaction,
 -- whichever way step 5 goes. The journal's sequence number is drawn only after every row lock of
@@ -31,7 +33,8 @@
 --   LG004 pending transfer not open LG005 pending transfer already exists
 --   LG006 an amount that is not a whole number
 CREATE OR REPLACE FUNCTION ledger_append(p jsonb)
-RETURNS TABLE(out_position bigint, out_version integer, out_hash bytea, out_recorded_at timestamptz)
+RETURNS TABLE(out_position bigint, out_version integer, out_hash bytea, out_recorded_at timestamptz,
+              out_after text)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $fn$
 DECLARE
     s jsonb;
@@ -45,6 +48,7 @@ DECLARE
     v_violation text;
     v_lines jsonb;
     v_own jsonb;
+    v_after text;
 BEGIN
     -- Shared with every other writer; `ledger rebuild` takes it exclusively to freeze the projections.
     PERFORM pg_advisory_xact_lock_shared(7295317);
@@ -193,15 +197,22 @@ BEGIN
     FROM jsonb_array_elements(p->'events') WITH ORDINALITY AS ev(value, ordinality);
 
     IF coalesce((p->>'seal')::boolean, true) AND pg_try_advisory_xact_lock(7295316) THEN
-        RETURN QUERY SELECT sl.out_position, sl.out_version, sl.out_hash, sl.out_recorded_at
+        -- The flight lock (seal.sql), taken before the seal reads the journal: alone, no journalled
+        -- append is in flight now and none can count on this transaction until it ends, so nothing
+        -- needs a look after the commit.
+        v_after := CASE WHEN pg_try_advisory_xact_lock(7295318) THEN 'none' ELSE 'look' END;
+        RETURN QUERY SELECT sl.out_position, sl.out_version, sl.out_hash, sl.out_recorded_at, v_after
                      FROM ledger_seal_locked(v_own) sl;
     ELSE
+        -- In flight until this transaction ends, so the sealer that holds the lock looks after its commit;
+        -- refused only while a sealer alone holds it, whom this append then waits for after its commit.
+        v_after := CASE WHEN pg_try_advisory_xact_lock_shared(7295318) THEN 'look' ELSE 'wait' END;
         INSERT INTO ledger_journal(event_id, stream_id, stream_version, event_type, schema_version, data, metadata,
                                    body, lines)
         SELECT (j->>'event_id')::uuid, j->>'stream', (j->>'version')::integer, j->>'type',
                (j->>'schema_version')::smallint, j->'data', j->'metadata', j->>'body', j->'lines'
         FROM jsonb_array_elements(v_own) WITH ORDINALITY AS x(j, n) ORDER BY n;
-        RETURN QUERY SELECT NULL::bigint, (j->>'version')::integer, NULL::bytea, NULL::timestamptz
+        RETURN QUERY SELECT NULL::bigint, (j->>'version')::integer, NULL::bytea, NULL::timestamptz, v_after
                      FROM jsonb_array_elements(v_own) WITH ORDINALITY AS x(j, n) ORDER BY n;
     END IF;
 END;

@@ -15,6 +15,21 @@
 -- earlier. Batches with nothing in common may be sealed in either order: no stream version, running
 -- total or pending transfer depends on that order. A journal row whose transaction has not committed
 -- yet is invisible to the sealer and is sealed by a later round, after everything already sealed.
+--
+-- Who seals a journalled batch, with no one waiting for the sealing lock: the flight lock (advisory
+-- 7295318, transaction-scoped) decides. A journalled append holds it shared, taken before its journal
+-- row, until its commit. An append that seals inline tries it exclusively right after the sealing lock
+-- and before reading the journal:
+--   - got it ('none'): it is alone. No journalled append was in flight, so every journal row already
+--     committed is in its snapshot, and none can commit counting on it: an append that finds both locks
+--     taken ('wait') waits, after its own commit, for this one to end (ledger_seal_after_holder) and
+--     then looks. So a lone sealer makes no look after its commit: one statement per command.
+--   - refused ('look'): someone is in flight; after its commit it looks at the journal, and so does the
+--     journalled append that got the flight lock ('look'). Whichever finds the sealing lock free seals;
+--     one that finds it taken leaves it to the holder: an inline sealer then saw it in flight (it looks),
+--     a look that sealed looks again after its commit (ledger_seal_waiting).
+-- A journal row that misses all of these (its writer died between commit and look) is sealed by the
+-- next append that seals inline or by the periodic sealer.
 
 CREATE TABLE ledger_journal (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -163,3 +178,24 @@ BEGIN
 END;
 $fn$;
 REVOKE ALL ON FUNCTION ledger_seal_waiting() FROM PUBLIC;
+
+-- ledger_seal_after_holder(): for an append journalled while a sealer alone held the lock ('wait'):
+-- wait, after this append's commit, for that sealer to end (it holds the flight lock exclusively to its
+-- commit; this append holds nothing by now), then look as ledger_seal_waiting does. A sealer that does
+-- not end within five seconds is left to the periodic sealer ('busy').
+CREATE FUNCTION ledger_seal_after_holder()
+RETURNS TABLE(out_status text, out_position bigint, out_hash bytea)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $fn$
+BEGIN
+    PERFORM set_config('lock_timeout', '5s', true);
+    BEGIN
+        PERFORM pg_advisory_xact_lock_shared(7295318);
+    EXCEPTION WHEN lock_not_available THEN
+        out_status := 'busy';
+        RETURN NEXT;
+        RETURN;
+    END;
+    RETURN QUERY SELECT * FROM ledger_seal_waiting();
+END;
+$fn$;
+REVOKE ALL ON FUNCTION ledger_seal_after_holder() FROM PUBLIC;

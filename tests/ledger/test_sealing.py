@@ -92,23 +92,36 @@ def test_after_the_commit_a_journalled_append_waits_for_no_one_and_its_positions
         (head.position + 2, second.events[0].hash.hex())]
 
 
-def test_an_event_journalled_while_another_append_seals_is_sealed_by_that_append_after_its_commit(committed, tag):
-    """The hand-over that keeps a journalled append from waiting: B journals while A holds the sealing
-    lock inline and finds it taken when it looks after its commit; A's own look after its commit seals
-    B's event. No one waits, and nothing is left unsealed."""
+FLIGHT_LOCK = 7295318  # ledger/sql/seal.sql
+
+
+def b_moved(tag):
+    """B's event: accounts of its own, so A's row locks do not hold it back until A's commit."""
+    return NewEvent(stream=f"s-{tag}-1", type="test.moved", data={},
+                    postings=[Line(f"t/{tag}/c", "USD", -1), Line(f"t/{tag}/d", "USD", 1)])
+
+
+def b_committed(tag) -> bool:
+    """Seen from a session of its own: has B's transaction committed (its projection moved)?"""
+    with psycopg.connect(database_url_for_tests(), autocommit=True) as conn:
+        row = conn.execute("SELECT b.posted FROM ledger_balance b JOIN ledger_account a ON a.id = b.account_id "
+                           "WHERE a.path = %s AND b.asset = 'USD'", [f"t/{tag}/d"]).fetchone()
+    return row is not None and row[0] == 1
+
+
+def run_b_while_a_seals(tag, *, a_inside):
+    """A appends and seals inline in a transaction it keeps open while B appends on other accounts; the
+    steps A takes while the sealing lock is still its own are `a_inside(b_done)`."""
     import threading
 
-    head = selectors.head()
     a_appended, b_done = threading.Event(), threading.Event()
     results = {}
 
     def writer_b():
         a_appended.wait(10)
-        try:  # accounts of its own: A's row locks would hold it back until A's commit
-            results["b"] = append(events=[NewEvent(
-                stream=f"s-{tag}-1", type="test.moved", data={},
-                postings=[Line(f"t/{tag}/c", "USD", -1), Line(f"t/{tag}/d", "USD", 1)])], actor="system")
-            b_done.set()  # journalled, committed and back: A holds the lock
+        try:
+            results["b"] = append(events=[b_moved(tag)], actor="system")
+            b_done.set()
         finally:
             connection.close()
 
@@ -119,15 +132,97 @@ def test_an_event_journalled_while_another_append_seals_is_sealed_by_that_append
             results["a"] = append(events=[moved(tag, 0)], actor="system")  # sealed inline, lock held to commit
             assert results["a"].sealed
             a_appended.set()
-            assert b_done.wait(10)  # B committed and returned while A still held the lock
-            assert not results["b"].sealed
+            a_inside(b_done)
     finally:
         other.join(10)
+    assert b_done.is_set()
+    return results
+
+
+def test_an_event_journalled_while_another_append_seals_is_sealed_by_that_append_after_its_commit(committed, tag):
+    """The hand-over that keeps a journalled append from waiting: B journals while A holds the sealing
+    lock inline and finds it taken when it looks after its commit; A's own look after its commit seals
+    B's event. No one waits, and nothing is left unsealed. (A saw a journalled append in flight when it
+    took the lock, here another session holding the flight lock as one does, so A looks after its commit.)"""
+    head = selectors.head()
+    in_flight = psycopg.connect(database_url_for_tests(), autocommit=True)
+    in_flight.execute("SELECT pg_advisory_lock_shared(%s)", [FLIGHT_LOCK])
+
+    def a_inside(b_done):
+        assert b_done.wait(10)  # B committed and returned while A still held the lock
+        in_flight.close()
+
+    try:
+        results = run_b_while_a_seals(tag, a_inside=a_inside)
+    finally:
+        in_flight.close()
+    assert results["a"].after_commit == "look" and results["b"].after_commit == "look"
+    assert not results["b"].sealed
     # A's after-commit look has run: B's event is sealed, after A's, with no one having asked for it.
     assert selectors.head().position == head.position + 2
     assert [event.stream for event in selectors.read_log(after_position=head.position)] == [
         f"s-{tag}-0", f"s-{tag}-1"]
     assert results["b"].last_position == head.position + 2
+    assert integrity.verify() == []
+
+
+def test_a_lone_sealer_makes_no_look_and_an_append_journalled_meanwhile_seals_itself_after_it(committed, tag,
+                                                                                              caplog):
+    """A seals inline with no journalled append in flight: it is alone, and after its commit it makes no
+    look at the journal. B, journalled while A holds the lock, commits at once (its projections move
+    while A still holds the lock) and then waits for A's end before it looks, so its own look seals it:
+    nothing is left for A to do, and nothing is left unsealed."""
+    import time
+
+    caplog.set_level(logging.INFO, logger="ledger.head")
+    head = selectors.head()
+
+    def a_inside(b_done):
+        deadline = time.monotonic() + 10
+        while not b_committed(tag):  # B's transaction commits while A holds the sealing lock...
+            assert time.monotonic() < deadline, "B's transaction did not commit while A held the lock"
+            time.sleep(0.01)
+        assert not b_done.wait(0.3)  # ...and B's call waits for A's end before it looks
+
+    results = run_b_while_a_seals(tag, a_inside=a_inside)
+    assert results["a"].after_commit == "none" and results["b"].after_commit == "wait"
+    assert results["b"].sealed is False  # its positions are read from the log, where its own look put them
+    assert [event.stream for event in selectors.read_log(after_position=head.position)] == [
+        f"s-{tag}-0", f"s-{tag}-1"]
+    assert results["b"].last_position == head.position + 2
+    # The heads logged: A's inline seal, then B's look that sealed B.
+    assert [r.position for r in caplog.records if r.name == "ledger.head"] == [head.position + 1, head.position + 2]
+    assert integrity.verify() == []
+
+
+def test_one_writer_alone_appends_with_one_statement(committed, tag):
+    """No other writer: every append seals inline, alone, and nothing is sent after its statement."""
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        first = append(events=[moved(tag, 0)], actor="system")
+        second = append(events=[moved(tag, 1)], actor="system")
+    assert first.after_commit == second.after_commit == "none"
+    assert [q["sql"].split("(")[0] for q in queries.captured_queries] == ["SELECT * FROM ledger_append"] * 2
+    assert second.last_position == first.last_position + 1
+
+
+def test_an_append_journalled_while_a_lone_sealer_never_ends_is_left_to_the_periodic_sealer(committed, tag):
+    """B waits for a lone sealer at most five seconds after its commit; then the periodic sealer seals it."""
+    stuck = psycopg.connect(database_url_for_tests(), autocommit=True)
+    try:
+        stuck.execute("SELECT pg_advisory_lock(%s)", [SEAL_LOCK])
+        stuck.execute("SELECT pg_advisory_lock(%s)", [FLIGHT_LOCK])  # as a lone inline sealer holds them
+        head = selectors.head()
+        result = append(events=[b_moved(tag)], actor="system")
+        assert result.after_commit == "wait" and not result.sealed
+        assert b_committed(tag) and selectors.head() == head
+    finally:
+        stuck.close()
+    from ledger.tasks import seal
+
+    assert seal() == head.position + 1
+    assert result.last_position == head.position + 1
     assert integrity.verify() == []
 
 
