@@ -11,7 +11,9 @@ figure to stdout; progress goes to stderr.
  (a) single writer: commands/s, one command = one transaction = `ledger.services.append` of one event
      with two postings on a new stream (expected version 0), beside `eventsourcing` saving one new
      aggregate (one event) per command;
- (b) the same with 1, 2, 4, 8 writer processes on distinct streams and distinct accounts;
+ (b) the same with 1, 2, 4, 8 writer processes on distinct streams and distinct accounts, with the CPU
+     each command cost the writers and the server (b_cpu_per_command) and, at the top count, the bound
+     that puts on commands/s with the cores busy (ratios: *_cpu_bound_commands_per_s);
  (c) the same rows inserted through bare psycopg into plain tables (no function, no lock);
  (d) load N events (1000 per append), then `ledger.integrity.rebuild(check=True)`: events/s;
  (e) `balance_as_of` latency p50/p99 by position and by instant over random samples.
@@ -128,19 +130,20 @@ def _ledger_command(writer: int, i: int, accounts: list[str]) -> None:
            expected={stream: 0}, actor="task:bench")
 
 
-def _run_for(fn, seconds: float, start_at: float) -> tuple[int, float]:
+def _run_for(fn, seconds: float, start_at: float) -> tuple[int, float, float]:
+    """Run `fn` until `seconds` have passed: (commands, wall seconds, this process's CPU seconds)."""
     while time.time() < start_at:
         time.sleep(0.001)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     deadline = started + seconds
     count = 0
     while time.perf_counter() < deadline:
         fn(count)
         count += 1
-    return count, time.perf_counter() - started
+    return count, time.perf_counter() - started, time.process_time() - cpu_started
 
 
-def _ledger_worker(writer: int, seconds: float, ready, start_at, results) -> None:
+def _ledger_worker(writer: int, seconds: float, ready, start_at, results, done) -> None:
     django_setup()
     accounts = [f"bench/w{writer}/{k}" for k in range(ACCOUNTS_PER_WRITER)]
     for i in range(20):  # warm-up: connection, prepared plans, account rows
@@ -148,11 +151,11 @@ def _ledger_worker(writer: int, seconds: float, ready, start_at, results) -> Non
     ready.release()
     while start_at.value == 0:
         time.sleep(0.001)
-    count, elapsed = _run_for(lambda i: _ledger_command(writer, i, accounts), seconds, start_at.value)
-    results.put((writer, count, elapsed))
+    results.put((writer, *_run_for(lambda i: _ledger_command(writer, i, accounts), seconds, start_at.value)))
+    done.wait(120)  # keep the connection (and its backend's CPU figure) until the parent has read it
 
 
-def _es_worker(writer: int, seconds: float, ready, start_at, results) -> None:
+def _es_worker(writer: int, seconds: float, ready, start_at, results, done) -> None:
     # The parent created the tables; concurrent CREATE ... IF NOT EXISTS races on the catalog.
     app = _es_app(create_table=False)
     for _ in range(20):
@@ -161,11 +164,11 @@ def _es_worker(writer: int, seconds: float, ready, start_at, results) -> None:
     while start_at.value == 0:
         time.sleep(0.001)
     aggregate_class = _es_aggregate_class()
-    count, elapsed = _run_for(lambda i: app.save(aggregate_class(n=i)), seconds, start_at.value)
-    results.put((writer, count, elapsed))
+    results.put((writer, *_run_for(lambda i: app.save(aggregate_class(n=i)), seconds, start_at.value)))
+    done.wait(120)  # keep the connection (and its backend's CPU figure) until the parent has read it
 
 
-def _raw_worker(writer: int, seconds: float, ready, start_at, results) -> None:
+def _raw_worker(writer: int, seconds: float, ready, start_at, results, done) -> None:
     import psycopg
     from psycopg.types.json import Jsonb
 
@@ -194,33 +197,65 @@ def _raw_worker(writer: int, seconds: float, ready, start_at, results) -> None:
     ready.release()
     while start_at.value == 0:
         time.sleep(0.001)
-    count, elapsed = _run_for(command, seconds, start_at.value)
-    results.put((writer, count, elapsed))
+    results.put((writer, *_run_for(command, seconds, start_at.value)))
+    done.wait(120)  # keep the connection (and its backend's CPU figure) until the parent has read it
     conn.close()
 
 
+def _server_cpu_seconds() -> float:
+    """CPU seconds used so far by the PostgreSQL server's processes on this machine (0 for a remote server)."""
+    import psutil
+
+    total = 0.0
+    for process in psutil.process_iter(["name"]):
+        if (process.info["name"] or "").startswith("postgres"):
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+    return total
+
+
 def run_writers(target, writers: int, seconds: float) -> dict:
-    """Start `writers` processes, wait until all are warm, release them together, sum their rates."""
+    """Start `writers` processes, wait until all are warm, release them together, sum their rates.
+
+    Also where the machine's CPU went while they ran, per command: the writer processes' own (client)
+    and the PostgreSQL server's, and the share of both cores left idle. With the cores busy, commands/s
+    cannot exceed cores / (client + server CPU per command): that is what bounds 8 writers on 2 cores."""
+    import psutil
+
     ctx = mp.get_context("spawn")
     ready = ctx.Semaphore(0)
     start_at = ctx.Value("d", 0.0)
     results = ctx.Queue()
-    procs = [ctx.Process(target=target, args=(w, seconds, ready, start_at, results)) for w in range(writers)]
+    done = ctx.Event()
+    procs = [ctx.Process(target=target, args=(w, seconds, ready, start_at, results, done)) for w in range(writers)]
     for p in procs:
         p.start()
     for _ in procs:
         if not ready.acquire(timeout=120):
             raise RuntimeError("a writer process did not get ready")
     start_at.value = time.time() + 0.2
+    while time.time() < start_at.value:
+        time.sleep(0.001)
+    server_before, machine_before = _server_cpu_seconds(), psutil.cpu_times()
     rows = [results.get(timeout=seconds + 120) for _ in procs]
+    server_after, machine_after = _server_cpu_seconds(), psutil.cpu_times()
+    done.set()
     for p in procs:
         p.join()
         if p.exitcode != 0:
             raise RuntimeError(f"writer process exited with {p.exitcode}")
     total = sum(r[1] for r in rows)
     elapsed = max(r[2] for r in rows)
+    machine_total = sum(machine_after) - sum(machine_before)
+    server_cpu = server_after - server_before if not os.environ.get("BENCH_EXTERNAL_SERVER") else None
     return {"writers": writers, "commands": total, "seconds": round(elapsed, 3),
-            "commands_per_s": round(total / elapsed, 1)}
+            "commands_per_s": round(total / elapsed, 1),
+            "client_cpu_ms_per_command": round(sum(r[3] for r in rows) * 1000 / max(total, 1), 3),
+            "server_cpu_ms_per_command": None if server_cpu is None else round(server_cpu * 1000 / max(total, 1), 3),
+            "idle_share": round((machine_after.idle - machine_before.idle) / machine_total, 3) if machine_total else None}
 
 
 # --- eventsourcing ----------------------------------------------------------------------------
@@ -471,6 +506,11 @@ def main(argv: list[str] | None = None) -> int:
             concurrency[name].append(row)
     results["b_concurrent_writers"] = {name: {str(r["writers"]): r["commands_per_s"] for r in rows}
                                        for name, rows in concurrency.items()}
+    # Where the CPU went (ms per command: the writers' own, the server's; the share of the cores idle).
+    results["b_cpu_per_command"] = {
+        name: {str(r["writers"]): {"client_ms": r["client_cpu_ms_per_command"], "server_ms": r["server_cpu_ms_per_command"],
+                                   "idle_share": r["idle_share"]} for r in rows}
+        for name, rows in concurrency.items()}
 
     log("(c) raw psycopg, single writer")
     raw_single = run_writers(_raw_worker, 1, args.seconds)
@@ -515,6 +555,16 @@ def main(argv: list[str] | None = None) -> int:
         f"ledger_{top}_over_raw_{top}": round(b_ledger[top] / b_raw[top], 2),
         f"raw_{top}_over_raw_1": round(b_raw[top] / b_raw["1"], 2) if "1" in b_raw else None,
     }
+    # With the cores saturated, commands/s <= cores / CPU per command: how close each got to that bound,
+    # and the bound itself for the ledger (the writers run on the same cores as the server, as they did).
+    cores = os.cpu_count() or 1
+    for name, rows in (("ledger", concurrency["ledger"]), ("eventsourcing", concurrency["eventsourcing"]),
+                       ("raw", concurrency["raw_psycopg"])):
+        row = next(r for r in rows if str(r["writers"]) == top)
+        if row["server_cpu_ms_per_command"] is not None:
+            bound = cores * 1000 / (row["client_cpu_ms_per_command"] + row["server_cpu_ms_per_command"])
+            results["ratios"][f"{name}_{top}_cpu_bound_commands_per_s"] = round(bound, 1)
+            results["ratios"][f"{name}_{top}_over_its_cpu_bound"] = round(row["commands_per_s"] / bound, 2)
     results["targets"] = {
         "a_at_least_2x_eventsourcing": results["a_single_writer"]["ratio"] >= 2,
         "b_rising_up_to_4_writers": all(later > earlier for earlier, later in zip(rising, rising[1:], strict=False)),
