@@ -14,11 +14,12 @@
 --      only while it is still pending, so of two racing resolves the second is refused);
 --   4. updates balances (one upsert per account and asset, row locks taken in a fixed order, so
 --      writers never deadlock) and refuses to let a non-negative account go below zero;
---   5. then either seals at once or journals (ledger/sql/seal.sql). When the sealing lock is free
---      (pg_try_advisory_xact_lock, no waiting) it seals: the committed journal first, then this
---      batch, positions and hashes assigned now and the lock held to commit, as with one writer it
---      always was. When another transaction holds it, the batch goes to ledger_journal with no
---      position and this transaction commits without waiting for anyone; the look at the journal
+--   5. then either seals at once or journals (ledger/sql/seal.sql). When it gets the sealing lock
+--      (free, or, for the one append that may wait for it, freed within the batch's wait_ms:
+--      ledger_take_sealing_lock) it seals: the committed journal first, then this batch, positions
+--      and hashes assigned now and the lock held to commit, as with one writer it always was.
+--      Otherwise the batch goes to ledger_journal with no position and this transaction commits
+--      without waiting for anyone; the look at the journal
 --      append() makes right after the commit (or the sealer it hands over to) gives the positions a
 --      few milliseconds later. Each row returned says what that after-commit step must be
 --      (out_after, the flight lock in seal.sql): 'none' for a sealer alone, 'look' or 'wait'.
@@ -196,7 +197,8 @@ BEGIN
     INTO v_own
     FROM jsonb_array_elements(p->'events') WITH ORDINALITY AS ev(value, ordinality);
 
-    IF coalesce((p->>'seal')::boolean, true) AND pg_try_advisory_xact_lock(7295316) THEN
+    IF coalesce((p->>'seal')::boolean, true)
+       AND (pg_try_advisory_xact_lock(7295316) OR ledger_take_sealing_lock(coalesce((p->>'wait_ms')::integer, 0))) THEN
         -- The flight lock (seal.sql), taken before the seal reads the journal: alone, no journalled
         -- append is in flight now and none can count on this transaction until it ends, so nothing
         -- needs a look after the commit.

@@ -30,6 +30,15 @@
 --     a look that sealed looks again after its commit (ledger_seal_waiting).
 -- A journal row that misses all of these (its writer died between commit and look) is sealed by the
 -- next append that seals inline or by the periodic sealer.
+--
+-- One append may wait for the sealing lock instead of journalling (ledger_take_sealing_lock): the
+-- holder's commit is usually a flush away, and sealing inline then costs no second commit for the
+-- seal, which is what a journalled append's events need. The queue lock (advisory 7295319, session-
+-- scoped) makes it one: it is held from the start of the wait until the sealing lock is got, then
+-- handed on, so the next append may wait while this one seals. The others journal meanwhile, and the
+-- waiter's seal takes in what they committed. The wait is bounded (the batch's wait_ms): past it, or
+-- when the holder would wait for the waiter's row locks (a caller's transaction that goes on after its
+-- append), the waiter journals too.
 
 CREATE TABLE ledger_journal (
     seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -199,3 +208,39 @@ BEGIN
 END;
 $fn$;
 REVOKE ALL ON FUNCTION ledger_seal_after_holder() FROM PUBLIC;
+
+-- ledger_take_sealing_lock(wait_ms): the sealing lock for this transaction, if free; else, if no other
+-- append is waiting for it (the queue lock), wait up to wait_ms for it. True once held. Called only from
+-- ledger_append (whose search_path it runs with; names are qualified all the same), without a SET clause,
+-- which would cost every call a configuration save and restore.
+CREATE FUNCTION ledger_take_sealing_lock(wait_ms integer)
+RETURNS boolean
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_timeout text;
+    v_got boolean := false;
+BEGIN
+    IF pg_catalog.pg_try_advisory_xact_lock(7295316) THEN
+        RETURN true;
+    END IF;
+    IF wait_ms <= 0 OR NOT pg_catalog.pg_try_advisory_lock(7295319) THEN
+        RETURN false;
+    END IF;
+    v_timeout := pg_catalog.current_setting('lock_timeout');
+    PERFORM pg_catalog.set_config('lock_timeout', wait_ms || 'ms', true);
+    BEGIN
+        PERFORM pg_catalog.pg_advisory_xact_lock(7295316);
+        v_got := true;
+    EXCEPTION
+        WHEN lock_not_available THEN
+            v_got := false;
+        WHEN query_canceled OR OTHERS THEN  -- (OTHERS leaves cancels out) hand the queue lock on, then fail
+            PERFORM pg_catalog.pg_advisory_unlock(7295319);
+            RAISE;
+    END;
+    PERFORM pg_catalog.set_config('lock_timeout', v_timeout, true);
+    PERFORM pg_catalog.pg_advisory_unlock(7295319);
+    RETURN v_got;
+END;
+$fn$;
+REVOKE ALL ON FUNCTION ledger_take_sealing_lock(integer) FROM PUBLIC;

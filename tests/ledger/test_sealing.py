@@ -266,3 +266,87 @@ def test_the_application_role_cannot_call_the_sealing_internals(db):
         pytest.skip("needs two database roles")
     with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic(), connection.cursor() as c:
         c.execute("SELECT * FROM ledger_seal_locked('[]'::jsonb)")
+
+
+QUEUE_LOCK = 7295319  # ledger/sql/seal.sql
+
+
+def advisory_holders(key) -> int:
+    with psycopg.connect(database_url_for_tests(), autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND granted",
+                            [key]).fetchone()[0]
+
+
+def test_one_append_waits_for_the_sealing_lock_and_seals_inline_what_the_others_journalled(
+        sealing_elsewhere, tag, monkeypatch):
+    """While the lock is held, the first append to find it taken waits for it (the queue lock); the next
+    one journals at once. When the holder ends, the waiter seals the journalled event and then its own,
+    in commit order, in its own transaction: no second commit for either."""
+    import threading
+    import time
+
+    monkeypatch.setattr(services, "SEAL_WAIT_MS", 30_000)  # the holder here is a test: give it time
+    head = selectors.head()
+    results = {}
+
+    def waiter():
+        try:
+            results["waiter"] = append(events=[b_moved(tag)], actor="system")
+        finally:
+            connection.close()
+
+    other = threading.Thread(target=waiter)
+    other.start()
+    try:
+        deadline = time.monotonic() + 10
+        while advisory_holders(QUEUE_LOCK) == 0:  # the waiter is in the queue
+            assert time.monotonic() < deadline, "no append waited for the sealing lock"
+            time.sleep(0.01)
+        journalled = append(events=[moved(tag, 0)], actor="system")  # the queue is taken: journal at once
+        assert not journalled.sealed and "waiter" not in results
+    finally:
+        sealing_elsewhere.execute("SELECT pg_advisory_unlock(%s)", [SEAL_LOCK])
+        other.join(10)
+    assert results["waiter"].sealed  # sealed inline, in its own transaction
+    assert [event.stream for event in selectors.read_log(after_position=head.position)] == [
+        f"s-{tag}-0", f"s-{tag}-1"]
+    assert journalled.last_position == head.position + 1
+    assert results["waiter"].last_position == head.position + 2
+    assert advisory_holders(QUEUE_LOCK) == 0  # handed on
+    assert integrity.verify() == []
+
+
+def test_the_waiting_append_journals_when_the_holder_outlasts_its_wait_and_hands_the_queue_on(
+        sealing_elsewhere, tag):
+    """The default wait is a few milliseconds: a holder that keeps the lock longer (here, forever) gets a
+    journalled append after that wait, and the queue lock is free again for the next one."""
+    head = selectors.head()
+    result = append(events=[moved(tag, 0)], actor="system")
+    assert not result.sealed and advisory_holders(QUEUE_LOCK) == 0
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "0"  # the wait's lock_timeout did not outlive it
+    sealing_elsewhere.execute("SELECT pg_advisory_unlock(%s)", [SEAL_LOCK])
+    assert result.last_position == head.position + 1
+    assert integrity.verify() == []
+
+
+def test_a_waiting_append_that_is_cancelled_hands_the_queue_on(sealing_elsewhere, tag, monkeypatch):
+    """An error while it waits (a cancelled statement) rolls the append back and frees the queue lock,
+    which is session-scoped and would otherwise outlive the transaction."""
+    import threading
+
+    monkeypatch.setattr(services, "SEAL_WAIT_MS", 30_000)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    # The wait runs inside ledger_append, as the owner role: the owner (an administrator) cancels it.
+    owner = psycopg.connect(database_url_for_tests(owner=True), autocommit=True)
+    cancel = threading.Timer(0.5, lambda: owner.execute("SELECT pg_cancel_backend(%s)", [pid]))
+    cancel.start()
+    with pytest.raises(DatabaseError, match="cancel"):
+        append(events=[moved(tag, 0)], actor="system")
+    cancel.join()
+    owner.close()
+    assert advisory_holders(QUEUE_LOCK) == 0
+    assert selectors.stream_version(stream=f"s-{tag}-0") == 0  # nothing of it committed
