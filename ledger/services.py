@@ -20,14 +20,13 @@ journalled instead and the transaction commits without waiting. Right after the 
 inside a caller's transaction, its on-commit hook) looks at the journal once without waiting
 (ledger_seal_waiting): it seals what waits if the sealing lock is free, and otherwise leaves it to the
 lock's holder, who looks again after its own commit, so journalled events are sealed a few
-milliseconds after their commit and no writer waits for the sealing lock (but the one below). One exception each way
-(the flight lock, ledger/sql/seal.sql): an append that sealed inline while no journalled append was
-in flight makes no look at all (a lone writer's command is one statement), and an append journalled
-while such a lone sealer held the lock waits, after its own commit, for that sealer's commit and then
-looks (its transaction has committed and holds nothing; only its return waits). And one append at a
-time may wait for the sealing lock, SEAL_WAIT_MS at most, instead of journalling, and then seals
-inline what the others journalled meanwhile with its own (ledger_take_sealing_lock). The result's positions
-stay None until asked for: `result.last_position` raises NotYetSealed inside the transaction; read
+milliseconds after their commit. Three refinements (ledger/sql/seal.sql): an append that sealed inline
+while no journalled append was in flight (the flight lock) makes no look at all, so a lone writer's
+command is one statement; an append journalled while such a lone sealer held the lock waits, after its
+own commit, for that sealer's commit and then looks (its transaction has committed and holds nothing;
+only its return waits); and one append at a time (the queue lock) may wait for the sealing lock,
+SEAL_WAIT_MS at most, instead of journalling, and then seals inline what the others journalled
+meanwhile with its own. The result's positions stay None until asked for: `result.last_position` raises NotYetSealed inside the transaction; read
 after the commit, it waits at most for the sealer in progress and is always known. Readers of the log
 only ever see the sealed prefix.
 

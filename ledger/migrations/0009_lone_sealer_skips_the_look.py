@@ -234,6 +234,8 @@ SEAL_AFTER_HOLDER_SQL = """
 CREATE FUNCTION ledger_seal_after_holder()
 RETURNS TABLE(out_status text, out_position bigint, out_hash bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $fn$
+DECLARE
+    v_timeout text := current_setting('lock_timeout');
 BEGIN
     PERFORM set_config('lock_timeout', '5s', true);
     BEGIN
@@ -243,6 +245,7 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END;
+    PERFORM set_config('lock_timeout', v_timeout, true);  -- the bound is the wait's, not the seal's
     RETURN QUERY SELECT * FROM ledger_seal_waiting();
 END;
 $fn$;

@@ -15,9 +15,6 @@ DECLARE
     v_timeout text;
     v_got boolean := false;
 BEGIN
-    IF pg_catalog.pg_try_advisory_xact_lock(7295316) THEN
-        RETURN true;
-    END IF;
     IF wait_ms <= 0 OR NOT pg_catalog.pg_try_advisory_lock(7295319) THEN
         RETURN false;
     END IF;

@@ -195,6 +195,8 @@ REVOKE ALL ON FUNCTION ledger_seal_waiting() FROM PUBLIC;
 CREATE FUNCTION ledger_seal_after_holder()
 RETURNS TABLE(out_status text, out_position bigint, out_hash bytea)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $fn$
+DECLARE
+    v_timeout text := current_setting('lock_timeout');
 BEGIN
     PERFORM set_config('lock_timeout', '5s', true);
     BEGIN
@@ -204,15 +206,16 @@ BEGIN
         RETURN NEXT;
         RETURN;
     END;
+    PERFORM set_config('lock_timeout', v_timeout, true);  -- the bound is the wait's, not the seal's
     RETURN QUERY SELECT * FROM ledger_seal_waiting();
 END;
 $fn$;
 REVOKE ALL ON FUNCTION ledger_seal_after_holder() FROM PUBLIC;
 
--- ledger_take_sealing_lock(wait_ms): the sealing lock for this transaction, if free; else, if no other
--- append is waiting for it (the queue lock), wait up to wait_ms for it. True once held. Called only from
--- ledger_append (whose search_path it runs with; names are qualified all the same), without a SET clause,
--- which would cost every call a configuration save and restore.
+-- ledger_take_sealing_lock(wait_ms): called by ledger_append when it found the sealing lock taken. If no
+-- other append is waiting for it (the queue lock), wait up to wait_ms for it. True once held. Runs with
+-- ledger_append's search_path (names are qualified all the same), without a SET clause, which would cost
+-- every call a configuration save and restore.
 CREATE FUNCTION ledger_take_sealing_lock(wait_ms integer)
 RETURNS boolean
 LANGUAGE plpgsql AS $fn$
@@ -220,9 +223,6 @@ DECLARE
     v_timeout text;
     v_got boolean := false;
 BEGIN
-    IF pg_catalog.pg_try_advisory_xact_lock(7295316) THEN
-        RETURN true;
-    END IF;
     IF wait_ms <= 0 OR NOT pg_catalog.pg_try_advisory_lock(7295319) THEN
         RETURN false;
     END IF;

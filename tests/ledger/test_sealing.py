@@ -259,13 +259,17 @@ def test_the_journal_refuses_every_change_but_the_seals(sealing_elsewhere, tag, 
         assert cursor.fetchone()[0] == 0
 
 
-def test_the_application_role_cannot_call_the_sealing_internals(db):
+@pytest.mark.parametrize("sql", [
+    "SELECT * FROM ledger_seal_locked('[]'::jsonb)",  # would seal without holding the sealing lock
+    "SELECT ledger_take_sealing_lock(600000)",  # would queue for the lock outside any append
+])
+def test_the_application_role_cannot_call_the_sealing_internals(db, sql):
     from tests import conftest
 
     if conftest.APP_ROLE is None:
         pytest.skip("needs two database roles")
     with pytest.raises(DatabaseError, match="permission denied"), transaction.atomic(), connection.cursor() as c:
-        c.execute("SELECT * FROM ledger_seal_locked('[]'::jsonb)")
+        c.execute(sql)
 
 
 QUEUE_LOCK = 7295319  # ledger/sql/seal.sql
