@@ -109,6 +109,20 @@ def b_committed(tag) -> bool:
     return row is not None and row[0] == 1
 
 
+def sealed_up_to(position, within_s=5.0) -> bool:
+    """Whether the sealed head reaches `position` within a few seconds, with no one asking for a seal.
+    In the full suite another process may be the one sealing at that instant (the supply observer of the
+    session's worker seals the journal): its seal commits a moment after a look that found it busy."""
+    import time
+
+    deadline = time.monotonic() + within_s
+    while selectors.head().position < position:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def run_b_while_a_seals(tag, *, a_inside):
     """A appends and seals inline in a transaction it keeps open while B appends on other accounts; the
     steps A takes while the sealing lock is still its own are `a_inside(b_done)`."""
@@ -159,7 +173,7 @@ def test_an_event_journalled_while_another_append_seals_is_sealed_by_that_append
     assert results["a"].after_commit == "look" and results["b"].after_commit == "look"
     assert not results["b"].sealed
     # A's after-commit look has run: B's event is sealed, after A's, with no one having asked for it.
-    assert selectors.head().position == head.position + 2
+    assert sealed_up_to(head.position + 2)
     assert [event.stream for event in selectors.read_log(after_position=head.position)] == [
         f"s-{tag}-0", f"s-{tag}-1"]
     assert results["b"].last_position == head.position + 2
@@ -187,11 +201,14 @@ def test_a_lone_sealer_makes_no_look_and_an_append_journalled_meanwhile_seals_it
     results = run_b_while_a_seals(tag, a_inside=a_inside)
     assert results["a"].after_commit == "none" and results["b"].after_commit == "wait"
     assert results["b"].sealed is False  # its positions are read from the log, where its own look put them
+    assert sealed_up_to(head.position + 2)
     assert [event.stream for event in selectors.read_log(after_position=head.position)] == [
         f"s-{tag}-0", f"s-{tag}-1"]
     assert results["b"].last_position == head.position + 2
-    # The heads logged: A's inline seal, then B's look that sealed B.
-    assert [r.position for r in caplog.records if r.name == "ledger.head"] == [head.position + 1, head.position + 2]
+    # The heads logged here: A's inline seal, then B's, by B's look (unless another process's sealer, in
+    # the full suite, happened to hold the lock when B looked: then that sealer sealed B and logged it).
+    logged = [r.position for r in caplog.records if r.name == "ledger.head"]
+    assert logged in ([head.position + 1, head.position + 2], [head.position + 1])
     assert integrity.verify() == []
 
 
